@@ -1,0 +1,172 @@
+// Events are views on the batch buffer they arrived in: nothing is decoded until asked.
+import type { EventSource, FieldValue, LostEvent, TracepointEvent, TracepointEventJSON } from '../index'
+import { type CompiledFormat, decodeFields, fieldRange, readBytes, readField } from './decode'
+import { ObsError } from './errors'
+
+/** Entry layout of a batch (see crates/linux-obs-core/src/batch.rs). */
+export const ENTRY_HEADER = 32
+export const LOST_SOURCE = 0xffffffff
+
+/** One batch buffer and what its entries refer to. */
+export interface BatchData {
+  readonly bytes: Uint8Array
+  readonly view: DataView
+  readonly formats: readonly CompiledFormat[]
+  readonly names: readonly string[]
+}
+
+const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+function unknownField(format: CompiledFormat, name: string, field: string): ObsError {
+  const valid = format.fields.map((f) => f.name).join(', ')
+  return new ObsError('ERR_UNKNOWN_FIELD', `${name} has no field '${field}'; its fields are: ${valid}`)
+}
+
+export class Event implements TracepointEvent {
+  readonly #batch: BatchData
+  readonly #at: number
+  #fields: Record<string, FieldValue> | undefined
+
+  constructor(batch: BatchData, at: number) {
+    this.#batch = batch
+    this.#at = at
+  }
+
+  get type(): 'event' {
+    return 'event'
+  }
+
+  get source(): EventSource {
+    return this.#batch.view.getUint32(this.#at + 4, le)
+  }
+
+  get name(): string {
+    return this.#batch.names[this.source]
+  }
+
+  get pid(): number {
+    return this.#batch.view.getInt32(this.#at + 8, le)
+  }
+
+  get tid(): number {
+    return this.#batch.view.getInt32(this.#at + 12, le)
+  }
+
+  get time(): bigint {
+    return this.#batch.view.getBigUint64(this.#at + 16, le)
+  }
+
+  get cpu(): number {
+    return this.#batch.view.getUint32(this.#at + 24, le)
+  }
+
+  #len(): number {
+    return this.#batch.view.getUint32(this.#at + 28, le)
+  }
+
+  #format(): CompiledFormat {
+    return this.#batch.formats[this.source]
+  }
+
+  #field(field: string) {
+    const format = this.#format()
+    const f = format.byName.get(field)
+    if (f === undefined) throw unknownField(format, this.name, field)
+    return f
+  }
+
+  #read(field: string): FieldValue {
+    const f = this.#field(field)
+    return readField(this.#batch.view, this.#batch.bytes, this.#at + ENTRY_HEADER, this.#len(), f)
+  }
+
+  getInt(field: string): number {
+    const f = this.#field(field)
+    if (f.kind !== 'int' && f.kind !== 'bool' && f.kind !== 'pointer') {
+      throw new ObsError('ERR_FIELD_TYPE', `${this.name} field '${field}' is a ${f.kind} (${f.type}), not an integer`)
+    }
+    const v = this.#read(field)
+    if (typeof v === 'number') return v
+    if (typeof v === 'boolean') return v ? 1 : 0
+    const n = Number(v as bigint)
+    if (!Number.isSafeInteger(n)) {
+      throw new ObsError(
+        'ERR_UNSAFE_INTEGER',
+        `${this.name} field '${field}' is ${v}, beyond Number.MAX_SAFE_INTEGER: use getBigInt('${field}')`,
+      )
+    }
+    return n
+  }
+
+  getBigInt(field: string): bigint {
+    const f = this.#field(field)
+    if (f.kind !== 'int' && f.kind !== 'bool' && f.kind !== 'pointer') {
+      throw new ObsError('ERR_FIELD_TYPE', `${this.name} field '${field}' is a ${f.kind} (${f.type}), not an integer`)
+    }
+    const v = this.#read(field)
+    return typeof v === 'bigint' ? v : BigInt(v as number | boolean)
+  }
+
+  getString(field: string): string {
+    const f = this.#field(field)
+    if (!f.isString) {
+      throw new ObsError('ERR_FIELD_TYPE', `${this.name} field '${field}' is a ${f.kind} (${f.type}), not a string`)
+    }
+    return this.#read(field) as string
+  }
+
+  getBytes(field: string): Uint8Array {
+    const f = this.#field(field)
+    return readBytes(this.#batch.view, this.#batch.bytes, this.#at + ENTRY_HEADER, this.#len(), f)
+  }
+
+  data(): Uint8Array {
+    const start = this.#at + ENTRY_HEADER
+    return this.#batch.bytes.slice(start, start + this.#len())
+  }
+
+  get fields(): Record<string, FieldValue> {
+    if (this.#fields === undefined) {
+      this.#fields = decodeFields(this.#format(), this.#batch.view, this.#batch.bytes, this.#at + ENTRY_HEADER, this.#len())
+    }
+    return this.#fields
+  }
+
+  /** Checks every field is inside the record (used to count malformed records). */
+  validate(): void {
+    const format = this.#format()
+    const len = this.#len()
+    for (const f of format.fields) fieldRange(this.#batch.view, this.#at + ENTRY_HEADER, len, f)
+  }
+
+  toJSON(): TracepointEventJSON {
+    const fields: TracepointEventJSON['fields'] = {}
+    for (const [k, v] of Object.entries(this.fields)) fields[k] = jsonValue(v)
+    return { name: this.name, pid: this.pid, tid: this.tid, cpu: this.cpu, time: this.time.toString(), fields }
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): object {
+    return { type: 'event', name: this.name, pid: this.pid, tid: this.tid, cpu: this.cpu, time: this.time, fields: this.fields }
+  }
+}
+
+function jsonValue(v: FieldValue): number | boolean | string | Array<number | string> {
+  if (typeof v === 'bigint') return v.toString()
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')
+  if (Array.isArray(v)) return (v as Array<number | bigint>).map((x) => (typeof x === 'bigint' ? x.toString() : x))
+  return v
+}
+
+export class Lost implements LostEvent {
+  readonly type = 'lost' as const
+  constructor(
+    readonly cpu: number,
+    readonly count: number,
+    readonly time: bigint,
+  ) {}
+}
+
+export function lostAt(batch: BatchData, at: number): Lost {
+  const v = batch.view
+  return new Lost(v.getUint32(at + 24, le), Number(v.getBigUint64(at + ENTRY_HEADER, le)), v.getBigUint64(at + 16, le))
+}

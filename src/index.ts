@@ -1,0 +1,4 @@
+export { ObsError } from './errors'
+export { parseFormat } from './format'
+export { Observer } from './observer'
+export { NamespaceKind, Process } from './process'

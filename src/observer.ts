@@ -1,0 +1,327 @@
+import type {
+  EventSource,
+  EventsOptions,
+  LostEvent,
+  ObserverOptions,
+  ObserverState,
+  ObserverStats,
+  TracepointEvent,
+  TracepointFormat,
+  TracepointOptions,
+} from '../index'
+import type { NativeMessage, NativeObserver } from './binding'
+import type { CompiledFormat } from './decode'
+import { ObsError, fromNative, native } from './errors'
+import { type BatchData, ENTRY_HEADER, Event, LOST_SOURCE, lostAt } from './event'
+import { compileNative, publicFormat } from './format'
+import { binding } from './native'
+
+const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+const asyncDispose: typeof Symbol.asyncDispose =
+  (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ??
+  (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose)
+
+/** A batch being consumed. */
+interface Pending {
+  data: BatchData
+  at: number
+  samples: number
+}
+
+const NUMBER_OPTIONS = {
+  ringBytes: 'bytes',
+  wakeupBytes: 'bytes',
+  maxDelayMs: 'milliseconds',
+  highWaterBytes: 'bytes',
+} as const
+
+function validateOptions(options: unknown): ObserverOptions {
+  if (options === undefined) return {}
+  if (options === null || typeof options !== 'object') {
+    throw new ObsError('ERR_INVALID_OPTION', `options must be an object, got ${options === null ? 'null' : typeof options}`)
+  }
+  const o = options as Record<string, unknown>
+  for (const key of Object.keys(o)) {
+    if (!(key in NUMBER_OPTIONS) && key !== 'mountTracefs') {
+      throw new ObsError(
+        'ERR_INVALID_OPTION',
+        `unknown option '${key}': the options are ${[...Object.keys(NUMBER_OPTIONS), 'mountTracefs'].join(', ')}`,
+      )
+    }
+  }
+  for (const [key, unit] of Object.entries(NUMBER_OPTIONS)) {
+    const v = o[key]
+    if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {
+      throw new ObsError('ERR_INVALID_OPTION', `invalid option ${key}: must be a non-negative integer number of ${unit}, got ${String(v)}`)
+    }
+  }
+  if (o.mountTracefs !== undefined && typeof o.mountTracefs !== 'boolean') {
+    throw new ObsError('ERR_INVALID_OPTION', `invalid option mountTracefs: must be a boolean, got ${String(o.mountTracefs)}`)
+  }
+  return o as ObserverOptions
+}
+
+export class Observer {
+  readonly #native: NativeObserver
+  readonly #formats: CompiledFormat[] = []
+  readonly #names: string[] = []
+  #state: ObserverState = 'configuring'
+  #queue: (Pending | undefined)[] = []
+  #head = 0
+  #failure: ObsError | null = null
+  #consumer: object | null = null
+  #wakeup: { promise: Promise<void>; resolve: () => void } | null = null
+  #keepAlive: ReturnType<typeof setInterval> | null = null
+  #closing: Promise<void> | null = null
+  #delivered = 0
+  #dropped = 0
+  #batches = 0
+  #bytes = 0
+
+  constructor(options?: ObserverOptions) {
+    const o = validateOptions(options)
+    this.#native = native(() => new binding.NativeObserver(o))
+  }
+
+  get state(): ObserverState {
+    return this.#state
+  }
+
+  addTracepoint<N extends string>(name: N, options?: TracepointOptions): EventSource<N> {
+    if (this.#state === 'closed') throw new ObsError('ERR_CLOSED', 'observer is closed: create a new Observer')
+    if (this.#state !== 'configuring') {
+      throw new ObsError('ERR_ALREADY_OPEN', 'observer is already open: add tracepoints before open()')
+    }
+    if (typeof name !== 'string') {
+      throw new ObsError('ERR_INVALID_NAME', `tracepoint name must be a string like 'sched:sched_switch', got ${typeof name}`)
+    }
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new ObsError('ERR_INVALID_OPTION', 'addTracepoint options must be an object like { filter }')
+    }
+    const filter = options?.filter
+    if (filter !== undefined && typeof filter !== 'string') {
+      throw new ObsError('ERR_INVALID_FILTER', `filter must be a string, got ${typeof filter}`)
+    }
+    const index = native(() => this.#native.addTracepoint(name, filter))
+    const f = native(() => this.#native.format(index))
+    this.#formats[index] = compileNative(f.name, f)
+    this.#names[index] = f.name
+    return index as EventSource<N>
+  }
+
+  nameOf(source: EventSource): string {
+    const name = this.#names[source as number]
+    if (name === undefined) throw new ObsError('ERR_INVALID_OPTION', `no tracepoint source ${String(source)} in this observer`)
+    return name
+  }
+
+  format(source: EventSource): TracepointFormat {
+    const name = this.nameOf(source)
+    return publicFormat(this.#formats[source as number], name.slice(name.indexOf(':') + 1))
+  }
+
+  async open(): Promise<void> {
+    if (this.#state === 'closed') throw new ObsError('ERR_CLOSED', 'observer is closed: create a new Observer')
+    if (this.#state !== 'configuring') throw new ObsError('ERR_ALREADY_OPEN', 'open() was already called')
+    if (this.#names.length === 0) {
+      throw new ObsError('ERR_INVALID_OPTION', 'add at least one tracepoint with addTracepoint() before open()')
+    }
+    this.#state = 'opening'
+    try {
+      await native(() => this.#native.open((msg) => this.#onMessage(msg)))
+    } catch (e) {
+      if (this.#state === 'opening') this.#state = 'configuring'
+      throw fromNative(e)
+    }
+    if (this.#state === 'opening') this.#state = 'open'
+  }
+
+  /** Runs on the JS thread for each message of the reader. Must never throw. */
+  #onMessage(msg: NativeMessage): void {
+    try {
+      if (msg.errorCode != null) {
+        const cause = new ObsError(msg.errorCode as ObsError['code'], msg.errorMessage ?? 'reader failed')
+        this.#failure = new ObsError('ERR_READER', `the reader thread failed: ${cause.message}`, { cause })
+        this.#wake()
+        return
+      }
+      const buf = msg.batch
+      if (buf == null) return
+      this.#batches++
+      this.#bytes += buf.byteLength
+      if (this.#state === 'closed') {
+        this.#dropped += msg.samples
+        return
+      }
+      const data: BatchData = {
+        bytes: buf,
+        view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
+        formats: this.#formats,
+        names: this.#names,
+      }
+      this.#queue.push({ data, at: 0, samples: msg.samples })
+      this.#wake()
+    } catch {
+      // Nothing here can throw in practice; an exception would be fatal to the process.
+    }
+  }
+
+  /** The next item, or null when nothing is queued. */
+  #take(withLost: boolean): TracepointEvent | LostEvent | null {
+    while (this.#head < this.#queue.length) {
+      const p = this.#queue[this.#head] as Pending
+      const view = p.data.view
+      if (p.at + ENTRY_HEADER <= view.byteLength) {
+        const at = p.at
+        const size = view.getUint32(at, le)
+        p.at = size >= ENTRY_HEADER ? at + size : view.byteLength
+        if (view.getUint32(at + 4, le) === LOST_SOURCE) {
+          if (withLost) return lostAt(p.data, at)
+          continue
+        }
+        p.samples--
+        this.#delivered++
+        return new Event(p.data, at)
+      }
+      this.#queue[this.#head++] = undefined
+      this.#native.ack(view.byteLength)
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head)
+        this.#head = 0
+      }
+    }
+    return null
+  }
+
+  #wait(): Promise<void> {
+    if (this.#wakeup === null) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => (resolve = r))
+      this.#wakeup = { promise, resolve }
+      // A pending next() keeps the process alive; nothing else does (the native callback is weak).
+      this.#keepAlive = setInterval(() => {}, 1 << 30)
+    }
+    return this.#wakeup.promise
+  }
+
+  #wake(): void {
+    const w = this.#wakeup
+    if (w === null) return
+    this.#wakeup = null
+    if (this.#keepAlive !== null) {
+      clearInterval(this.#keepAlive)
+      this.#keepAlive = null
+    }
+    w.resolve()
+  }
+
+  events(options?: EventsOptions & { lost?: false }): AsyncIterableIterator<TracepointEvent>
+  events(options: EventsOptions & { lost: true }): AsyncIterableIterator<TracepointEvent | LostEvent>
+  events(options?: EventsOptions): AsyncIterableIterator<TracepointEvent | LostEvent>
+  events(options: EventsOptions = {}): AsyncIterableIterator<TracepointEvent | LostEvent> {
+    if (options === null || typeof options !== 'object') {
+      throw new ObsError('ERR_INVALID_OPTION', 'events() options must be an object like { signal, lost }')
+    }
+    const { signal, lost = false } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new ObsError('ERR_INVALID_OPTION', 'events() option signal must be an AbortSignal')
+    }
+    if (typeof lost !== 'boolean') throw new ObsError('ERR_INVALID_OPTION', 'events() option lost must be a boolean')
+    if (this.#state === 'closed') throw new ObsError('ERR_CLOSED', 'observer is closed: create a new Observer')
+    if (this.#state === 'configuring') throw new ObsError('ERR_NOT_OPEN', 'observer is not open: call open() first')
+    if (this.#consumer !== null) {
+      throw new ObsError('ERR_BUSY', 'another events() iterator is active: one consumer at a time (break out of it first)')
+    }
+    const token = {}
+    this.#consumer = token
+    let done = false
+    const finish = (): void => {
+      if (done) return
+      done = true
+      if (this.#consumer === token) this.#consumer = null
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const onAbort = (): void => this.#wake()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const end: IteratorReturnResult<undefined> = { done: true, value: undefined }
+
+    const next = async (): Promise<IteratorResult<TracepointEvent | LostEvent>> => {
+      for (;;) {
+        if (done) return end
+        if (signal?.aborted) {
+          finish()
+          throw signal.reason
+        }
+        const item = this.#take(lost)
+        if (item !== null) return { done: false, value: item }
+        if (this.#failure !== null) {
+          finish()
+          throw this.#failure
+        }
+        if (this.#state === 'closed') {
+          finish()
+          return end
+        }
+        await this.#wait()
+      }
+    }
+    const iterator: AsyncIterableIterator<TracepointEvent | LostEvent> = {
+      next,
+      return: async (): Promise<IteratorResult<TracepointEvent | LostEvent>> => {
+        finish()
+        return end
+      },
+      [Symbol.asyncIterator]() {
+        return iterator
+      },
+    }
+    return iterator
+  }
+
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing
+    this.#state = 'closed'
+    // Undelivered events are counted, never silently gone.
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const p = this.#queue[i]
+      if (p !== undefined) this.#dropped += p.samples
+    }
+    this.#queue = []
+    this.#head = 0
+    this.#wake()
+    this.#closing = (async () => {
+      try {
+        await native(() => this.#native.close())
+      } catch (e) {
+        throw fromNative(e)
+      }
+    })()
+    return this.#closing
+  }
+
+  stats(): ObserverStats {
+    const s = native(() => this.#native.stats())
+    const lostByCpu: Record<number, number> = {}
+    for (const { cpu, count } of s.lostByCpu) lostByCpu[cpu] = count
+    const lostByTracepoint: Record<string, number> = {}
+    s.lostByTracepoint.forEach((n, i) => (lostByTracepoint[this.#names[i]] = n))
+    return {
+      events: this.#delivered,
+      lost: s.lost,
+      lostByCpu,
+      lostByTracepoint,
+      dropped: this.#dropped,
+      read: s.samples,
+      generated: s.generated ?? null,
+      batches: this.#batches,
+      bytes: this.#bytes,
+      malformed: s.malformed,
+      errors: s.errors,
+      exactLoss: s.exactLoss,
+    }
+  }
+
+  [asyncDispose](): Promise<void> {
+    return this.close()
+  }
+}
