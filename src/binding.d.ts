@@ -14,6 +14,8 @@ export declare class NativeObserver {
   stats(): NativeStats
   /** Kernel features in use once open: `{ formatLost, clockMonotonic }`. */
   features(): Array<boolean> | null
+  /** Test seam: makes the reader thread fail (see `ReaderShared::inject_fault`). */
+  injectReaderFault(): boolean
   /** The tracefs mount point in use, locating it if needed. */
   tracefs(): string
 }

@@ -321,6 +321,11 @@ export class Observer {
     }
   }
 
+  /** Test seam, deliberately not in the public types: makes the reader thread fail. */
+  [Symbol.for('linux-obs.injectReaderFault')](): boolean {
+    return this.#native.injectReaderFault()
+  }
+
   [asyncDispose](): Promise<void> {
     return this.close()
   }

@@ -55,6 +55,7 @@ pub struct ReaderCounters {
 #[derive(Debug)]
 pub struct ReaderShared {
     stop: AtomicBool,
+    fault: AtomicBool,
     paused: AtomicBool,
     wake: EventFd,
     outstanding: AtomicU64,
@@ -78,6 +79,14 @@ impl ReaderShared {
         if self.paused.load(Ordering::Acquire) && now <= self.high_water / 2 {
             self.wake.signal();
         }
+    }
+
+    /// Test seam: makes the reader thread fail as if the ring memory had gone bad (ENOMEM),
+    /// so the path from a reader failure to the consumer can be tested on a healthy kernel.
+    #[doc(hidden)]
+    pub fn inject_fault(&self) {
+        self.fault.store(true, Ordering::Release);
+        self.wake.signal();
     }
 
     /// Bytes delivered and not yet acknowledged.
@@ -127,6 +136,7 @@ impl Reader {
         }
         let shared = Arc::new(ReaderShared {
             stop: AtomicBool::new(false),
+            fault: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             wake,
             outstanding: AtomicU64::new(0),
@@ -212,6 +222,12 @@ impl ReaderLoop {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         let timeout_ms = self.config.max_delay.as_millis().clamp(1, i32::MAX as u128) as i32;
         while !self.stopping() {
+            if self.shared.fault.swap(false, Ordering::AcqRel) {
+                return Err(Error::Reader {
+                    message: "injected fault: ring unreadable".into(),
+                    source: Some(std::io::Error::from_raw_os_error(libc::ENOMEM)),
+                });
+            }
             if self.shared.outstanding.load(Ordering::Acquire) > self.shared.high_water {
                 // Backpressure: leave records in the rings (the kernel counts what it drops)
                 // until the consumer acknowledges.

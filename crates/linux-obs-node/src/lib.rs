@@ -298,6 +298,18 @@ impl NativeObserver {
             .map(|f| vec![f.format_lost, f.clock_monotonic])
     }
 
+    /// Test seam: makes the reader thread fail (see `ReaderShared::inject_fault`).
+    #[napi(catch_unwind)]
+    pub fn inject_reader_fault(&self) -> bool {
+        match lock(&self.inner).reader_shared() {
+            Some(shared) => {
+                shared.inject_fault();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The tracefs mount point in use, locating it if needed.
     #[napi(catch_unwind)]
     pub fn tracefs(&self) -> Result<String> {
