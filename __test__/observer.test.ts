@@ -112,7 +112,7 @@ kernelTest('children do not inherit perf, epoll or eventfd descriptors (close-on
       let out = ''
       c.stdout.on('data', (d: Buffer) => (out += d.toString()))
       c.once('error', reject)
-      c.once('exit', () => resolve(out))
+      c.once('close', () => resolve(out))
     })
     t.true(listing.length > 0)
     t.false(listing.includes('perf_event'), listing)

@@ -1,0 +1,100 @@
+//! Against the running kernel (root and tracefs needed): skips with the reason otherwise, and
+//! fails instead under CI=true.
+
+use linux_obs_core::batch::{entries, LOST_SOURCE};
+use linux_obs_core::{Batch, BatchSink, Error, Observer, ObserverOptions};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn capability_missing() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root".into());
+    }
+    if let Err(e) = linux_obs_core::Tracefs::discover() {
+        return Some(format!("no tracefs: {e}"));
+    }
+    None
+}
+
+macro_rules! require_kernel {
+    () => {
+        if let Some(reason) = capability_missing() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true but the kernel capability is missing: {reason}");
+            }
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+}
+
+struct Channel(mpsc::Sender<Batch>);
+
+impl BatchSink for Channel {
+    fn deliver(&mut self, batch: Batch) -> bool {
+        self.0.send(batch).is_ok()
+    }
+    fn fail(&mut self, error: Error) {
+        panic!("reader failed: {error}");
+    }
+}
+
+#[test]
+fn exec_sample_reaches_the_sink_with_its_pid_and_filename() {
+    require_kernel!();
+    let dir = std::env::temp_dir().join(format!("linux-obs-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("true-live");
+    std::fs::copy("/bin/true", &path).unwrap();
+
+    let mut observer = Observer::new(ObserverOptions::default()).unwrap();
+    let exec = observer.add_tracepoint("sched:sched_process_exec", None).unwrap();
+    let format = observer.tracepoints()[exec as usize].format.clone();
+    let (tx, rx) = mpsc::channel();
+    observer.open(Box::new(Channel(tx))).unwrap();
+    let child = std::process::Command::new(&path).status().unwrap();
+    assert!(child.success());
+
+    let filename = format.field("filename").unwrap().clone();
+    let pid_field = format.field("pid").unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = None;
+    while found.is_none() && Instant::now() < deadline {
+        let Ok(batch) = rx.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        for e in entries(&batch.bytes) {
+            if e.source == LOST_SOURCE {
+                continue;
+            }
+            let loc = u32::from_ne_bytes(e.data[filename.offset..filename.offset + 4].try_into().unwrap());
+            let (start, len) = ((loc & 0xffff) as usize, (loc >> 16) as usize);
+            let name = &e.data[start..start + len - 1]; // length includes the NUL
+            if name == path.as_os_str().as_encoded_bytes() {
+                let pid = i32::from_ne_bytes(e.data[pid_field.offset..pid_field.offset + 4].try_into().unwrap());
+                found = Some((e.pid, pid, e.time));
+            }
+        }
+    }
+    let stats = observer.close_now();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (sample_pid, field_pid, time) = found.expect("exec event of the child");
+    assert_eq!(sample_pid as i32, field_pid);
+    assert!(time > 0);
+    assert!(stats.samples >= 1);
+    assert_eq!(stats.lost, 0);
+    assert!(stats.generated.unwrap() >= stats.samples);
+}
+
+#[test]
+fn unknown_tracepoint_and_bad_filter() {
+    require_kernel!();
+    let mut observer = Observer::new(ObserverOptions::default()).unwrap();
+    let err = observer.add_tracepoint("sched:sched_swich", None).unwrap_err();
+    assert_eq!(err.code(), "ERR_UNKNOWN_TRACEPOINT");
+    observer.add_tracepoint("sched:sched_switch", Some("prev_pid ==== 1")).unwrap();
+    let err = observer.open(Box::new(linux_obs_core::DiscardSink)).unwrap_err();
+    assert_eq!(err.code(), "ERR_INVALID_FILTER");
+    assert!(!observer.is_open());
+}
