@@ -31,6 +31,12 @@
  *   lost         sum over fds of the PERF_FORMAT_LOST value (exact)
  *   generated    sum over fds of the event count (= events + lost)
  * user/sys/wall cover the enabled phase only (not setup/teardown).
+ * Extra fields: cpu_ns (CLOCK_PROCESS_CPUTIME_ID, exact; getrusage's user/sys
+ * split is tick-sampled), cpu_ns_per_event, polls (epoll_wait calls), wakeups
+ * (epoll_wait calls that reported a ready fd), lost_record_count, throttle/
+ * unthrottle records, batches (1 MiB batches filled), straddled (samples that
+ * wrapped around the ring end), invalid (samples failing a sanity check:
+ * must be 0), time_back (timestamps going backwards within a ring).
  *
  * Ring discipline (see include/uapi/linux/perf_event.h, "struct
  * perf_event_mmap_page"): data_head is loaded with acquire ordering so the
@@ -68,6 +74,7 @@ struct ring {
     struct perf_event_mmap_page *meta;
     const unsigned char *data;         /* data area */
     uint64_t size;                     /* data area size (power of 2) */
+    uint64_t last_time;                /* for the per-ring sanity check */
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -76,8 +83,40 @@ static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 /* Global statistics. */
 static struct {
     uint64_t samples, lost_records, lost_record_count, throttle, unthrottle,
-        other, batches, bytes;
+        other, batches, bytes, invalid, straddled, time_back;
 } st;
+
+/* Tracepoint id: the first u16 of every raw record (common_type). */
+static uint64_t tp_id;
+
+/*
+ * Cheap sanity check of a copied sample, so that a broken wrap-around copy
+ * shows up as "invalid" in the output: raw size fits in the record, the
+ * record's cpu is the ring's cpu and common_type is our tracepoint id.
+ * Time going backwards within one ring is counted apart (time_back): it is
+ * legal when an event fires from an interrupt between another event's
+ * timestamp and its ring reservation.
+ */
+static void check_sample(struct ring *r, const unsigned char *rec, uint16_t size)
+{
+    uint32_t raw_size, cpu;
+    uint16_t common_type;
+    uint64_t t;
+    if (size < SAMPLE_MIN + 2) {
+        st.invalid++;
+        return;
+    }
+    memcpy(&raw_size, rec + OFF_RAW_SIZE, 4);
+    memcpy(&cpu, rec + OFF_CPU, 4);
+    memcpy(&common_type, rec + SAMPLE_MIN, 2);
+    memcpy(&t, rec + OFF_TIME, 8);
+    if ((uint64_t)SAMPLE_MIN + raw_size > size || (int)cpu != r->cpu ||
+        common_type != (uint16_t)tp_id)
+        st.invalid++;
+    if (t < r->last_time)
+        st.time_back++;
+    r->last_time = t;
+}
 
 /* The batch buffer a consumer would receive. */
 static unsigned char *batch;
@@ -156,6 +195,9 @@ static void drain_ring(struct ring *r)
                 }
                 unsigned char *rec = batch + batch_len;
                 ring_copy(r, tail, rec, hdr.size);
+                if ((tail & (r->size - 1)) + hdr.size > r->size)
+                    st.straddled++;
+                check_sample(r, rec, hdr.size);
                 batch_len += hdr.size;
                 st.bytes += hdr.size;
                 st.samples++;
@@ -269,7 +311,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    const uint64_t id = tracepoint_id(tp);
+    const uint64_t id = tp_id = tracepoint_id(tp);
     int cpus[MAX_CPUS];
     const int ncpu = online_cpus(cpus, MAX_CPUS);
     const long page = sysconf(_SC_PAGESIZE);
@@ -349,6 +391,7 @@ int main(int argc, char **argv)
 
     uint64_t u0, s0;
     rusage_ns(RUSAGE_SELF, &u0, &s0);
+    const uint64_t c0 = cputime_ns();
     const uint64_t t0 = mono_ns();
     const uint64_t deadline =
         duration_ms >= 0 ? t0 + (uint64_t)duration_ms * 1000000u : UINT64_MAX;
@@ -390,6 +433,7 @@ int main(int argc, char **argv)
     const uint64_t wall = mono_ns() - t0;
     uint64_t u1, s1;
     rusage_ns(RUSAGE_SELF, &u1, &s1);
+    const uint64_t c1 = cputime_ns();
     if (batch_len)
         st.batches++;
 
@@ -417,7 +461,8 @@ int main(int argc, char **argv)
            "\"pages\":%lld,\"wakeup_%s\":%lld,\"max_delay_ms\":%lld,"
            "\"polls\":%llu,\"wakeups\":%llu,\"lost_record_count\":%llu,"
            "\"throttle\":%llu,\"unthrottle\":%llu,\"other_records\":%llu,"
-           "\"batches\":%llu,\"bytes\":%llu",
+           "\"batches\":%llu,\"bytes\":%llu,\"straddled\":%llu,"
+           "\"invalid\":%llu,\"time_back\":%llu,\"cpu_ns\":%llu",
            (unsigned long long)generated, (unsigned long long)user,
            (unsigned long long)sys, (unsigned long long)wall,
            st.samples ? (double)(user + sys) / (double)st.samples : 0.0,
@@ -428,7 +473,9 @@ int main(int argc, char **argv)
            (unsigned long long)st.lost_record_count,
            (unsigned long long)st.throttle, (unsigned long long)st.unthrottle,
            (unsigned long long)st.other, (unsigned long long)st.batches,
-           (unsigned long long)st.bytes);
+           (unsigned long long)st.bytes, (unsigned long long)st.straddled,
+           (unsigned long long)st.invalid, (unsigned long long)st.time_back,
+           (unsigned long long)(c1 - c0));
     if (want_latency) {
         int64_t p50 = 0, p99 = 0;
         if (lat_kept) {

@@ -49,7 +49,9 @@ fn exec_sample_reaches_the_sink_with_its_pid_and_filename() {
     std::fs::copy("/bin/true", &path).unwrap();
 
     let mut observer = Observer::new(ObserverOptions::default()).unwrap();
-    let exec = observer.add_tracepoint("sched:sched_process_exec", None).unwrap();
+    let exec = observer
+        .add_tracepoint("sched:sched_process_exec", None)
+        .unwrap();
     let format = observer.tracepoints()[exec as usize].format.clone();
     let (tx, rx) = mpsc::channel();
     observer.open(Box::new(Channel(tx))).unwrap();
@@ -68,11 +70,19 @@ fn exec_sample_reaches_the_sink_with_its_pid_and_filename() {
             if e.source == LOST_SOURCE {
                 continue;
             }
-            let loc = u32::from_ne_bytes(e.data[filename.offset..filename.offset + 4].try_into().unwrap());
+            let loc = u32::from_ne_bytes(
+                e.data[filename.offset..filename.offset + 4]
+                    .try_into()
+                    .unwrap(),
+            );
             let (start, len) = ((loc & 0xffff) as usize, (loc >> 16) as usize);
             let name = &e.data[start..start + len - 1]; // length includes the NUL
             if name == path.as_os_str().as_encoded_bytes() {
-                let pid = i32::from_ne_bytes(e.data[pid_field.offset..pid_field.offset + 4].try_into().unwrap());
+                let pid = i32::from_ne_bytes(
+                    e.data[pid_field.offset..pid_field.offset + 4]
+                        .try_into()
+                        .unwrap(),
+                );
                 found = Some((e.pid, pid, e.time));
             }
         }
@@ -91,10 +101,16 @@ fn exec_sample_reaches_the_sink_with_its_pid_and_filename() {
 fn unknown_tracepoint_and_bad_filter() {
     require_kernel!();
     let mut observer = Observer::new(ObserverOptions::default()).unwrap();
-    let err = observer.add_tracepoint("sched:sched_swich", None).unwrap_err();
+    let err = observer
+        .add_tracepoint("sched:sched_swich", None)
+        .unwrap_err();
     assert_eq!(err.code(), "ERR_UNKNOWN_TRACEPOINT");
-    observer.add_tracepoint("sched:sched_switch", Some("prev_pid ==== 1")).unwrap();
-    let err = observer.open(Box::new(linux_obs_core::DiscardSink)).unwrap_err();
+    observer
+        .add_tracepoint("sched:sched_switch", Some("prev_pid ==== 1"))
+        .unwrap();
+    let err = observer
+        .open(Box::new(linux_obs_core::DiscardSink))
+        .unwrap_err();
     assert_eq!(err.code(), "ERR_INVALID_FILTER");
     assert!(!observer.is_open());
 }
