@@ -25,7 +25,6 @@ const asyncDispose: typeof Symbol.asyncDispose =
 interface Pending {
   data: BatchData
   at: number
-  samples: number
 }
 
 const NUMBER_OPTIONS = {
@@ -74,7 +73,6 @@ export class Observer {
   #keepAlive: ReturnType<typeof setInterval> | null = null
   #closing: Promise<void> | null = null
   #delivered = 0
-  #dropped = 0
   #batches = 0
   #bytes = 0
 
@@ -149,17 +147,14 @@ export class Observer {
       if (buf == null) return
       this.#batches++
       this.#bytes += buf.byteLength
-      if (this.#state === 'closed') {
-        this.#dropped += msg.samples
-        return
-      }
+      if (this.#state === 'closed') return // counted as dropped by stats()
       const data: BatchData = {
         bytes: buf,
         view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
         formats: this.#formats,
         names: this.#names,
       }
-      this.#queue.push({ data, at: 0, samples: msg.samples })
+      this.#queue.push({ data, at: 0 })
       this.#wake()
     } catch {
       // Nothing here can throw in practice; an exception would be fatal to the process.
@@ -179,7 +174,6 @@ export class Observer {
           if (withLost) return lostAt(p.data, at)
           continue
         }
-        p.samples--
         this.#delivered++
         return new Event(p.data, at)
       }
@@ -281,11 +275,6 @@ export class Observer {
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing
     this.#state = 'closed'
-    // Undelivered events are counted, never silently gone.
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      const p = this.#queue[i]
-      if (p !== undefined) this.#dropped += p.samples
-    }
     this.#queue = []
     this.#head = 0
     this.#wake()
@@ -310,7 +299,9 @@ export class Observer {
       lost: s.lost,
       lostByCpu,
       lostByTracepoint,
-      dropped: this.#dropped,
+      // Undelivered events are counted, never silently gone: after close, everything read from
+      // the kernel and not yielded (queued here, or still in flight from the reader) is dropped.
+      dropped: this.#state === 'closed' ? s.samples - this.#delivered : 0,
       read: s.samples,
       generated: s.generated ?? null,
       batches: this.#batches,

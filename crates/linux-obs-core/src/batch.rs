@@ -16,7 +16,9 @@
 //! The raw record is what the kernel wrote for `PERF_SAMPLE_RAW`: the tracepoint's fields at
 //! the offsets of its `format` file, followed by 0-7 bytes of alignment padding.
 
+use crate::format::Format;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Bytes before an entry's data.
 pub const ENTRY_HEADER: usize = 32;
@@ -55,6 +57,7 @@ pub enum RecordKind {
 #[derive(Debug)]
 pub struct BatchBuilder {
     ids: HashMap<u64, u32>,
+    formats: Vec<Arc<Format>>,
     batch: Batch,
 }
 
@@ -66,10 +69,12 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 impl BatchBuilder {
-    /// `ids` maps each perf event id to the index of its tracepoint.
-    pub fn new(ids: HashMap<u64, u32>) -> BatchBuilder {
+    /// `ids` maps each perf event id to the index of its tracepoint; `formats[index]`, when
+    /// present, is used to reject samples whose fields do not fit in their record.
+    pub fn new(ids: HashMap<u64, u32>, formats: Vec<Arc<Format>>) -> BatchBuilder {
         BatchBuilder {
             ids,
+            formats,
             batch: Batch::default(),
         }
     }
@@ -129,13 +134,19 @@ impl BatchBuilder {
                 let Some(&source) = self.ids.get(&u64_at(record, 8)) else {
                     return RecordKind::Malformed;
                 };
+                let raw = &record[44..44 + raw_len];
+                if let Some(format) = self.formats.get(source as usize) {
+                    if format.validate(raw).is_err() {
+                        return RecordKind::Malformed;
+                    }
+                }
                 let (pid, tid, time, cpu) = (
                     u32_at(record, 16),
                     u32_at(record, 20),
                     u64_at(record, 24),
                     u32_at(record, 32),
                 );
-                self.push_entry(source, pid, tid, time, cpu, &record[44..44 + raw_len]);
+                self.push_entry(source, pid, tid, time, cpu, raw);
                 self.batch.samples += 1;
                 RecordKind::Sample
             }
@@ -242,7 +253,7 @@ pub(crate) mod tests {
 
     #[test]
     fn samples_and_lost_markers_round_trip() {
-        let mut b = BatchBuilder::new(HashMap::from([(100, 0), (200, 1)]));
+        let mut b = BatchBuilder::new(HashMap::from([(100, 0), (200, 1)]), Vec::new());
         assert_eq!(
             b.push_record(&sample_record(200, 7, 8, 12345, 1, b"hello"), 1),
             RecordKind::Sample
@@ -289,7 +300,7 @@ pub(crate) mod tests {
 
     #[test]
     fn short_records_are_malformed_not_panics() {
-        let mut b = BatchBuilder::new(HashMap::from([(1, 0)]));
+        let mut b = BatchBuilder::new(HashMap::from([(1, 0)]), Vec::new());
         let good = sample_record(1, 1, 1, 1, 0, b"abcdefgh");
         for cut in 0..44 + 8 {
             let kind = b.push_record(&good[..cut], 0);
@@ -303,5 +314,31 @@ pub(crate) mod tests {
         bad[40..44].copy_from_slice(&1000u32.to_ne_bytes());
         assert_eq!(b.push_record(&bad, 0), RecordKind::Malformed);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn samples_whose_fields_do_not_fit_are_malformed() {
+        let exec = Format::parse(include_str!(
+            "../../../fixtures/formats/sched_sched_process_exec.format"
+        ))
+        .unwrap();
+        let mut b = BatchBuilder::new(HashMap::from([(1, 0)]), vec![Arc::new(exec)]);
+        let mut raw = vec![0u8; 24];
+        raw[8..12].copy_from_slice(&(20u32 | (4 << 16)).to_le_bytes()); // "abc\0" at 20..24
+        raw[20..24].copy_from_slice(b"abc\0");
+        assert_eq!(
+            b.push_record(&sample_record(1, 1, 1, 1, 0, &raw), 0),
+            RecordKind::Sample
+        );
+        raw[8..12].copy_from_slice(&(20u32 | (40 << 16)).to_le_bytes()); // runs past the end
+        assert_eq!(
+            b.push_record(&sample_record(1, 1, 1, 1, 0, &raw), 0),
+            RecordKind::Malformed
+        );
+        assert_eq!(
+            b.push_record(&sample_record(1, 1, 1, 1, 0, &raw[..10]), 0),
+            RecordKind::Malformed
+        );
+        assert_eq!(b.take().samples, 1);
     }
 }

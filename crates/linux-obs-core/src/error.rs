@@ -127,6 +127,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A raw record too short for its format, or a dynamic field pointing outside it.
+    #[error("malformed record: field '{field}' {message}")]
+    MalformedRecord {
+        /// The field that does not fit.
+        field: String,
+        /// How it does not fit.
+        message: String,
+    },
+
     /// The reader thread failed after open.
     #[error("reader failed: {message}")]
     Reader {
@@ -172,6 +181,7 @@ impl Error {
             Error::Closed => "ERR_CLOSED",
             Error::NoProcess { .. } => "ERR_NO_PROCESS",
             Error::InvalidFormat { .. } => "ERR_INVALID_FORMAT",
+            Error::MalformedRecord { .. } => "ERR_MALFORMED_RECORD",
             Error::Reader { .. } => "ERR_READER",
             Error::Io { .. } => "ERR_IO",
         }

@@ -35,6 +35,7 @@
 
 pub mod batch;
 pub mod cpu;
+pub mod decode;
 mod error;
 pub mod format;
 pub mod name;
@@ -47,6 +48,7 @@ pub mod sys;
 pub mod tracefs;
 
 pub use batch::Batch;
+pub use decode::Value;
 pub use error::{Error, Result};
 pub use format::{Field, FieldKind, Format};
 pub use name::TracepointName;

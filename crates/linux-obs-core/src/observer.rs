@@ -414,6 +414,7 @@ impl Observer {
         let reader = Reader::spawn(
             rings,
             events.ids.clone(),
+            self.tracepoints.iter().map(|t| t.format.clone()).collect(),
             ReaderConfig {
                 max_delay: Duration::from_millis(self.config.max_delay_ms as u64),
                 high_water_bytes: self.config.high_water_bytes,

@@ -7,6 +7,7 @@
 
 use crate::batch::{Batch, BatchBuilder, RecordKind};
 use crate::error::Error;
+use crate::format::Format;
 use crate::ring::Ring;
 use crate::sys::{Epoll, EventFd, Mmap};
 use std::collections::HashMap;
@@ -116,9 +117,12 @@ const WAKE_TOKEN: u64 = u64::MAX;
 
 impl Reader {
     /// Starts the thread. `ids` maps perf event ids to tracepoint indexes.
+    /// `formats[i]` is the format of tracepoint `i`: samples that do not fit it are counted as
+    /// malformed and never delivered.
     pub fn spawn(
         rings: Vec<CpuRing>,
         ids: HashMap<u64, u32>,
+        formats: Vec<Arc<Format>>,
         config: ReaderConfig,
         sink: Box<dyn BatchSink>,
     ) -> crate::Result<Reader> {
@@ -153,7 +157,7 @@ impl Reader {
                     shared: thread_shared,
                     epoll,
                     rings,
-                    builder: BatchBuilder::new(ids),
+                    builder: BatchBuilder::new(ids, formats),
                     config,
                 };
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -114,3 +114,32 @@ fn unknown_tracepoint_and_bad_filter() {
     assert_eq!(err.code(), "ERR_INVALID_FILTER");
     assert!(!observer.is_open());
 }
+
+#[test]
+fn every_format_file_of_this_kernel_parses() {
+    require_kernel!();
+    let tracefs = linux_obs_core::Tracefs::discover().unwrap();
+    let all = tracefs.list().unwrap();
+    assert!(all.len() > 100, "only {} tracepoints", all.len());
+    let mut failures = Vec::new();
+    let mut kinds = std::collections::BTreeMap::new();
+    for name in &all {
+        let parsed = linux_obs_core::TracepointName::parse(name).unwrap();
+        match tracefs.format(&parsed) {
+            Ok(f) => {
+                for field in &f.fields {
+                    *kinds.entry(field.kind.as_str()).or_insert(0) += 1;
+                }
+            }
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} format files failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+    eprintln!("{} tracepoints parsed; field kinds: {kinds:?}", all.len());
+}
