@@ -1,3 +1,4 @@
+/// <reference types="node" />
 /**
  * linux-obs: Linux kernel tracepoints for Node.js.
  *
@@ -37,8 +38,9 @@
 export type FieldValue = number | bigint | boolean | string | Uint8Array | number[] | bigint[]
 
 /**
- * Field types per tracepoint, keyed by `system:event`. Empty by default; augment it (or generate
- * an augmentation) to type {@link TracepointEvent.fields}:
+ * Field types per tracepoint, keyed by `system:event`. Augment it to type
+ * {@link TracepointEvent.fields} and the getters; `npx linux-obs types 'sched:*' > tracepoints.d.ts`
+ * writes such an augmentation from the running kernel's format files:
  *
  * ```ts
  * declare module 'linux-obs' {
@@ -47,20 +49,66 @@ export type FieldValue = number | bigint | boolean | string | Uint8Array | numbe
  *   }
  * }
  * ```
+ *
+ * Entries here take precedence over {@link BuiltinTracepointFields} (common tracepoints of a
+ * recent kernel, shipped with the package).
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface TracepointFields {}
 
-/** The fields object of tracepoint `N`: typed when {@link TracepointFields} knows `N`. */
-export type FieldsOf<N extends string> = N extends keyof TracepointFields
-  ? TracepointFields[N]
-  : Readonly<Record<string, FieldValue>>
+export type { BuiltinTracepointFields } from './types/builtin'
+import type { BuiltinTracepointFields } from './types/builtin'
+
+/** Every tracepoint with known field types: yours ({@link TracepointFields}) over the built-in ones. */
+export type KnownTracepointFields = Omit<BuiltinTracepointFields, keyof TracepointFields> & TracepointFields
+
+/** Names of tracepoints with known field types. */
+export type KnownTracepoint = keyof KnownTracepointFields & string
+
+/** The fields object of tracepoint `N`: typed when `N` is known, a record of values otherwise. */
+export type FieldsOf<N extends string> = N extends KnownTracepoint
+    ? Readonly<KnownTracepointFields[N]>
+    : Readonly<Record<string, FieldValue>>
+
+/** The `common_*` fields every tracepoint record starts with (reachable through the getters). */
+export type CommonField = 'common_type' | 'common_flags' | 'common_preempt_count' | 'common_pid'
+
+type KeysWhere<T, V> = { [K in keyof T]-?: T[K] extends V ? K : never }[keyof T] & string
+
+/** Field names accepted by `getInt`/`getBigInt` on an event of `N`. */
+export type IntFieldOf<N extends string> = N extends KnownTracepoint
+    ? KeysWhere<KnownTracepointFields[N], number | bigint | boolean> | CommonField
+    : string
+
+/** Field names accepted by `getString` on an event of `N`. */
+export type StringFieldOf<N extends string> = N extends KnownTracepoint
+    ? KeysWhere<KnownTracepointFields[N], string>
+    : string
+
+/** Field names accepted by `getBytes` on an event of `N`. */
+export type FieldNameOf<N extends string> = N extends KnownTracepoint
+    ? (keyof KnownTracepointFields[N] & string) | CommonField
+    : string
 
 /**
- * Identifies a tracepoint added to an observer; {@link TracepointEvent.source} of its events.
- * A small integer at runtime (the tracepoint's index in its observer); the type carries the name.
+ * A tracepoint added to an observer: what {@link Observer.addTracepoint} returns and what
+ * {@link TracepointEvent.source} is. One object per tracepoint: compare with `===`.
  */
-export type EventSource<N extends string = string> = number & { readonly __tracepoint?: N }
+export interface EventSource<out N extends string = string> {
+  /** Index of the tracepoint in its observer (0, 1, ...). Also what `Number(source)` gives. */
+  readonly id: number
+  /** `system:event`. */
+  readonly name: N
+  /** Type guard: whether `ev` is an event of this tracepoint. */
+  is(ev: unknown): ev is TracepointEvent<N>
+  /** The name. */
+  toString(): string
+  /** The id. */
+  valueOf(): number
+}
+
+/** The event type for a union of tracepoint names (one member per name, so `ev.name` narrows). */
+export type EventOf<N extends string> = N extends string ? TracepointEvent<N> : never
 
 // ---------------------------------------------------------------------------------------------
 // Events
@@ -72,7 +120,7 @@ export type EventSource<N extends string = string> = number & { readonly __trace
  * An event is a view on the batch it arrived in: keeping it keeps that batch's buffer alive (a
  * few hundred KiB at most). Values you read are copies, never recycled.
  */
-export interface TracepointEvent<N extends string = string> {
+export interface TracepointEvent<out N extends string = string> {
   /** Always `'event'` (lost markers have `type: 'lost'`). */
   readonly type: 'event'
   /** The tracepoint that fired, as returned by {@link Observer.addTracepoint}. */
@@ -96,13 +144,13 @@ export interface TracepointEvent<N extends string = string> {
    * @throws {@link ObsError} `ERR_UNKNOWN_FIELD` (lists valid fields), `ERR_UNSAFE_INTEGER`
    * (use {@link getBigInt}), `ERR_FIELD_TYPE` (not an integer).
    */
-  getInt(field: string): number
+  getInt(field: IntFieldOf<N>): number
   /** An integer or pointer field as a `bigint`. @throws {@link ObsError} `ERR_UNKNOWN_FIELD`, `ERR_FIELD_TYPE`. */
-  getBigInt(field: string): bigint
+  getBigInt(field: IntFieldOf<N>): bigint
   /** A string field (`char[N]`, `__data_loc char[]`). @throws {@link ObsError} `ERR_UNKNOWN_FIELD`, `ERR_FIELD_TYPE`. */
-  getString(field: string): string
+  getString(field: StringFieldOf<N>): string
   /** The exact bytes of a field (strings without their terminating NUL). @throws {@link ObsError} `ERR_UNKNOWN_FIELD`. */
-  getBytes(field: string): Uint8Array
+  getBytes(field: FieldNameOf<N>): Uint8Array
   /** A copy of the raw tracepoint record, laid out as the `format` file says. */
   data(): Uint8Array
   /** Every non-`common_*` field, decoded (see {@link FieldValue}). */
@@ -218,8 +266,21 @@ export type ObserverState = 'configuring' | 'opening' | 'open' | 'closed'
  * 4. `await close()` (or `await using`), which frees every fd, ring and thread.
  *
  * One consumer at a time; the event loop stays alive exactly while a `next()` is pending.
+ *
+ * `Names` lists the tracepoints the observer will watch, so that events narrow on `ev.name`
+ * (each name gets its own member of the event union):
+ *
+ * ```ts
+ * const observer = new Observer<'sched:sched_process_exec' | 'sched:sched_process_exit'>()
+ * const exec = observer.addTracepoint('sched:sched_process_exec')
+ * observer.addTracepoint('sched:sched_process_exit')
+ * for await (const ev of observer.events()) {
+ *   if (ev.name === 'sched:sched_process_exec') ev.fields.filename // string
+ *   if (exec.is(ev)) ev.getString('filename')                      // works for any observer
+ * }
+ * ```
  */
-export declare class Observer implements AsyncDisposable {
+export declare class Observer<Names extends string = string> implements AsyncDisposable {
   /** @throws {@link ObsError} `ERR_INVALID_OPTION`, `ERR_MLOCK_LIMIT`. */
   constructor(options?: ObserverOptions)
   /** Current lifecycle state. */
@@ -229,7 +290,9 @@ export declare class Observer implements AsyncDisposable {
    * @throws {@link ObsError} `ERR_INVALID_NAME`, `ERR_UNKNOWN_TRACEPOINT` (with close names),
    * `ERR_NO_TRACEFS`, `ERR_PERMISSION`, `ERR_INVALID_FILTER`, `ERR_ALREADY_OPEN`, `ERR_CLOSED`.
    */
-  addTracepoint<N extends string>(name: N, options?: TracepointOptions): EventSource<N>
+  addTracepoint<N extends Names>(name: N, options?: TracepointOptions): EventSource<N>
+  /** The sources added so far, in order. */
+  sources(): ReadonlyArray<EventSource<Names>>
   /** The `system:event` name of a source. */
   nameOf(source: EventSource): string
   /** The parsed format of a source's tracepoint. */
@@ -245,9 +308,9 @@ export declare class Observer implements AsyncDisposable {
    * @throws {@link ObsError} `ERR_NOT_OPEN` before `open()`, `ERR_BUSY` while another iterator
    * is active, `ERR_CLOSED` after `close()`. A reader failure rejects `next()` with `ERR_READER`.
    */
-  events(options?: EventsOptions & { lost?: false }): AsyncIterableIterator<TracepointEvent>
-  events(options: EventsOptions & { lost: true }): AsyncIterableIterator<TracepointEvent | LostEvent>
-  events(options?: EventsOptions): AsyncIterableIterator<TracepointEvent | LostEvent>
+  events(options?: EventsOptions & { lost?: false }): AsyncIterableIterator<EventOf<Names>>
+  events(options: EventsOptions & { lost: true }): AsyncIterableIterator<EventOf<Names> | LostEvent>
+  events(options?: EventsOptions): AsyncIterableIterator<EventOf<Names> | LostEvent>
   /**
    * Stops at once (pending iterators end) and resolves when every perf fd, mapping and thread
    * is freed. Idempotent. Undelivered events are counted in `stats().dropped`.

@@ -68,6 +68,9 @@ kernelTest('ERR_INVALID_FILTER carries the kernel reason from error_log', async 
   t.regex((e2 as Error).message, /Field not found/)
   await unknownField.close()
   t.is(code(t.throws(() => new Observer().addTracepoint('sched:sched_switch', { filter: 1 as never }))), 'ERR_INVALID_FILTER')
+  const empty = t.throws(() => new Observer().addTracepoint('sched:sched_switch', { filter: '  ' }), { instanceOf: ObsError })
+  t.is(empty?.code, 'ERR_INVALID_FILTER')
+  t.regex(empty?.message ?? '', /the filter is empty/)
 })
 
 kernelTest('ERR_NOT_OPEN, ERR_ALREADY_OPEN, ERR_BUSY and ERR_CLOSED follow the lifecycle', async (t) => {

@@ -137,15 +137,19 @@ test('fields named like Object.prototype members are plain own properties', (t) 
     '\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n' +
     '\tfield:int __proto__;\toffset:4;\tsize:4;\tsigned:1;\n' +
     '\tfield:int constructor;\toffset:8;\tsize:4;\tsigned:1;\n' +
-    '\tfield:int length;\toffset:12;\tsize:4;\tsigned:1;\n'
+    '\tfield:int length;\toffset:12;\tsize:4;\tsigned:1;\n' +
+    '\tfield:int function;\toffset:16;\tsize:4;\tsigned:1;\n' +
+    '\tfield:int new;\toffset:20;\tsize:4;\tsigned:1;\n'
   const f = parseFormat(text)
-  const b = new Uint8Array(16)
+  const b = new Uint8Array(24)
   const v = new DataView(b.buffer)
   v.setInt32(4, 1, true)
   v.setInt32(8, 2, true)
   v.setInt32(12, 3, true)
   const fields = f.decode(b)
-  t.deepEqual(Object.keys(fields), ['__proto__', 'constructor', 'length'])
+  t.deepEqual(Object.keys(fields), ['__proto__', 'constructor', 'length', 'function', 'new'])
+  t.is(fields.function, 0)
+  t.is(fields.new, 0)
   t.is(Object.getOwnPropertyDescriptor(fields, '__proto__')?.value, 1)
   t.is(Object.getPrototypeOf(fields), Object.prototype)
   t.is(fields['constructor'] as unknown, 2)

@@ -1,7 +1,7 @@
 // End to end against the live kernel: exec events, several tracepoints, filters, delivery rules.
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { Observer, type TracepointEvent } from 'linux-obs'
+import { type EventSource, Observer, type TracepointEvent } from 'linux-obs'
 import { kernelTest } from './helpers/kernel'
 import { collectUntil, openFds, run, sleep, uniqueTrue } from './helpers/util'
 
@@ -57,7 +57,7 @@ kernelTest('two tracepoints in one observer: exec and exit of one child, each wi
     t.not(exec, exit)
     await observer.open()
     const childPid = await run(path)
-    const got = new Map<number, TracepointEvent>()
+    const got = new Map<EventSource, TracepointEvent>()
     const { matched } = await collectUntil(observer, (ev) => {
       if (isEvent(ev) && ev.pid === childPid) got.set(ev.source, ev)
       return got.size === 2
@@ -68,6 +68,14 @@ kernelTest('two tracepoints in one observer: exec and exit of one child, each wi
     t.is(got.get(exit)?.name, 'sched:sched_process_exit')
     t.is(got.get(exit)?.getInt('pid'), childPid)
     t.is(observer.nameOf(exit), 'sched:sched_process_exit')
+    // Sources are one object per tracepoint: identity, type guard, number and name.
+    const execEvent = got.get(exec) as TracepointEvent
+    t.is(execEvent.source, exec)
+    t.true(exec.is(execEvent))
+    t.false(exit.is(execEvent))
+    t.false(exec.is({ type: 'lost', cpu: 0, count: 1, time: 0n }))
+    t.deepEqual([Number(exec), Number(exit), exec.id, String(exit)], [0, 1, 0, 'sched:sched_process_exit'])
+    t.deepEqual(observer.sources(), [exec, exit])
   } finally {
     await observer.close()
   }

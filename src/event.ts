@@ -7,12 +7,38 @@ import { ObsError } from './errors'
 export const ENTRY_HEADER = 32
 export const LOST_SOURCE = 0xffffffff
 
+/** A tracepoint of an observer; one object per tracepoint, so `===` compares. */
+export class Source implements EventSource {
+  constructor(
+    readonly id: number,
+    readonly name: string,
+  ) {
+    Object.freeze(this)
+  }
+
+  is(ev: unknown): ev is TracepointEvent {
+    return ev instanceof Object && (ev as TracepointEvent).type === 'event' && (ev as TracepointEvent).source === this
+  }
+
+  toString(): string {
+    return this.name
+  }
+
+  valueOf(): number {
+    return this.id
+  }
+
+  toJSON(): string {
+    return this.name
+  }
+}
+
 /** One batch buffer and what its entries refer to. */
 export interface BatchData {
   readonly bytes: Uint8Array
   readonly view: DataView
   readonly formats: readonly CompiledFormat[]
-  readonly names: readonly string[]
+  readonly sources: readonly Source[]
 }
 
 const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
@@ -36,12 +62,16 @@ export class Event implements TracepointEvent {
     return 'event'
   }
 
-  get source(): EventSource {
+  #index(): number {
     return this.#batch.view.getUint32(this.#at + 4, le)
   }
 
+  get source(): EventSource {
+    return this.#batch.sources[this.#index()]
+  }
+
   get name(): string {
-    return this.#batch.names[this.source]
+    return this.#batch.sources[this.#index()].name
   }
 
   get pid(): number {
@@ -65,7 +95,7 @@ export class Event implements TracepointEvent {
   }
 
   #format(): CompiledFormat {
-    return this.#batch.formats[this.source]
+    return this.#batch.formats[this.#index()]
   }
 
   #field(field: string) {

@@ -1,4 +1,5 @@
 import type {
+  EventOf,
   EventSource,
   EventsOptions,
   LostEvent,
@@ -12,7 +13,7 @@ import type {
 import type { NativeMessage, NativeObserver } from './binding'
 import type { CompiledFormat } from './decode'
 import { ObsError, fromNative, native } from './errors'
-import { type BatchData, ENTRY_HEADER, Event, LOST_SOURCE, lostAt } from './event'
+import { type BatchData, ENTRY_HEADER, Event, LOST_SOURCE, Source, lostAt } from './event'
 import { compileNative, publicFormat } from './format'
 import { binding } from './native'
 
@@ -60,10 +61,10 @@ function validateOptions(options: unknown): ObserverOptions {
   return o as ObserverOptions
 }
 
-export class Observer {
+export class Observer<Names extends string = string> {
   readonly #native: NativeObserver
   readonly #formats: CompiledFormat[] = []
-  readonly #names: string[] = []
+  readonly #sources: Source[] = []
   #state: ObserverState = 'configuring'
   #queue: (Pending | undefined)[] = []
   #head = 0
@@ -85,7 +86,7 @@ export class Observer {
     return this.#state
   }
 
-  addTracepoint<N extends string>(name: N, options?: TracepointOptions): EventSource<N> {
+  addTracepoint<N extends Names>(name: N, options?: TracepointOptions): EventSource<N> {
     if (this.#state === 'closed') throw new ObsError('ERR_CLOSED', 'observer is closed: create a new Observer')
     if (this.#state !== 'configuring') {
       throw new ObsError('ERR_ALREADY_OPEN', 'observer is already open: add tracepoints before open()')
@@ -103,25 +104,36 @@ export class Observer {
     const index = native(() => this.#native.addTracepoint(name, filter))
     const f = native(() => this.#native.format(index))
     this.#formats[index] = compileNative(f.name, f)
-    this.#names[index] = f.name
-    return index as EventSource<N>
+    const source = new Source(index, f.name)
+    this.#sources[index] = source
+    return source as unknown as EventSource<N>
+  }
+
+  sources(): ReadonlyArray<EventSource<Names>> {
+    return [...this.#sources] as unknown as ReadonlyArray<EventSource<Names>>
+  }
+
+  #source(source: EventSource): Source {
+    const s = this.#sources[Number(source)]
+    if (s === undefined || (typeof source === 'object' && s !== source)) {
+      throw new ObsError('ERR_INVALID_OPTION', `${String(source)} is not a tracepoint of this observer`)
+    }
+    return s
   }
 
   nameOf(source: EventSource): string {
-    const name = this.#names[source as number]
-    if (name === undefined) throw new ObsError('ERR_INVALID_OPTION', `no tracepoint source ${String(source)} in this observer`)
-    return name
+    return this.#source(source).name
   }
 
   format(source: EventSource): TracepointFormat {
-    const name = this.nameOf(source)
-    return publicFormat(this.#formats[source as number], name.slice(name.indexOf(':') + 1))
+    const s = this.#source(source)
+    return publicFormat(this.#formats[s.id], s.name.slice(s.name.indexOf(':') + 1))
   }
 
   async open(): Promise<void> {
     if (this.#state === 'closed') throw new ObsError('ERR_CLOSED', 'observer is closed: create a new Observer')
     if (this.#state !== 'configuring') throw new ObsError('ERR_ALREADY_OPEN', 'open() was already called')
-    if (this.#names.length === 0) {
+    if (this.#sources.length === 0) {
       throw new ObsError('ERR_INVALID_OPTION', 'add at least one tracepoint with addTracepoint() before open()')
     }
     this.#state = 'opening'
@@ -152,7 +164,7 @@ export class Observer {
         bytes: buf,
         view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
         formats: this.#formats,
-        names: this.#names,
+        sources: this.#sources,
       }
       this.#queue.push({ data, at: 0 })
       this.#wake()
@@ -209,10 +221,10 @@ export class Observer {
     w.resolve()
   }
 
-  events(options?: EventsOptions & { lost?: false }): AsyncIterableIterator<TracepointEvent>
-  events(options: EventsOptions & { lost: true }): AsyncIterableIterator<TracepointEvent | LostEvent>
-  events(options?: EventsOptions): AsyncIterableIterator<TracepointEvent | LostEvent>
-  events(options: EventsOptions = {}): AsyncIterableIterator<TracepointEvent | LostEvent> {
+  events(options?: EventsOptions & { lost?: false }): AsyncIterableIterator<EventOf<Names>>
+  events(options: EventsOptions & { lost: true }): AsyncIterableIterator<EventOf<Names> | LostEvent>
+  events(options?: EventsOptions): AsyncIterableIterator<EventOf<Names> | LostEvent>
+  events(options: EventsOptions = {}): AsyncIterableIterator<EventOf<Names> | LostEvent> {
     if (options === null || typeof options !== 'object') {
       throw new ObsError('ERR_INVALID_OPTION', 'events() options must be an object like { signal, lost }')
     }
@@ -259,7 +271,7 @@ export class Observer {
         await this.#wait()
       }
     }
-    const iterator: AsyncIterableIterator<TracepointEvent | LostEvent> = {
+    const iterator = {
       next,
       return: async (): Promise<IteratorResult<TracepointEvent | LostEvent>> => {
         finish()
@@ -269,7 +281,7 @@ export class Observer {
         return iterator
       },
     }
-    return iterator
+    return iterator as unknown as AsyncIterableIterator<EventOf<Names> | LostEvent>
   }
 
   close(): Promise<void> {
@@ -293,7 +305,7 @@ export class Observer {
     const lostByCpu: Record<number, number> = {}
     for (const { cpu, count } of s.lostByCpu) lostByCpu[cpu] = count
     const lostByTracepoint: Record<string, number> = {}
-    s.lostByTracepoint.forEach((n, i) => (lostByTracepoint[this.#names[i]] = n))
+    s.lostByTracepoint.forEach((n, i) => (lostByTracepoint[this.#sources[i].name] = n))
     return {
       events: this.#delivered,
       lost: s.lost,

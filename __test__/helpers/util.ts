@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, copyFileSync, cpSync, mkdtempSync, readdirSync, readlinkSync } from 'node:fs'
+import { chmodSync, copyFileSync, cpSync, mkdtempSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { LostEvent, Observer, TracepointEvent } from 'linux-obs'
@@ -100,3 +100,24 @@ export function runNode(
   })
   return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }
 }
+
+/** Type-checks `main.ts` (plus `extra` files) in a fresh project that depends on this package. */
+export function typecheck(source: string, extra: Record<string, string> = {}): { status: number | null; output: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'linux-obs-tsc-'))
+  // The project's own package, resolved by name from node_modules.
+  spawnSync('mkdir', ['-p', join(dir, 'node_modules')])
+  symlinkSync(repoRoot, join(dir, 'node_modules', 'linux-obs'))
+  writeFileSync(join(dir, 'main.ts'), source)
+  for (const [name, text] of Object.entries(extra)) writeFileSync(join(dir, name), text)
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: { strict: true, noEmit: true, module: 'node16', moduleResolution: 'node16', target: 'ES2022', lib: ['ES2022'], types: [] },
+      files: ['main.ts', ...Object.keys(extra)],
+    }),
+  )
+  const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
+  const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' })
+  return { status: r.status, output: r.stdout + r.stderr }
+}
+

@@ -292,7 +292,7 @@ fn parse_field(line: &str) -> std::result::Result<Field, String> {
             && !is_pointer
             && matches!(
                 kind,
-                FieldKind::CharArray | FieldKind::DataLoc | FieldKind::RelLoc
+                FieldKind::CharArray | FieldKind::DataLoc | FieldKind::RelLoc | FieldKind::Flexible
             ),
         name,
         type_name,

@@ -343,6 +343,13 @@ impl Observer {
         }
         let name = TracepointName::parse(name)?;
         if let Some(f) = filter {
+            if f.trim().is_empty() {
+                return Err(Error::InvalidFilter {
+                    tracepoint: name.to_string(),
+                    filter: f.to_string(),
+                    reason: Some("the filter is empty: leave it out to get every event".into()),
+                });
+            }
             if f.len() > 4096 || f.contains('\0') {
                 return Err(Error::InvalidFilter {
                     tracepoint: name.to_string(),
