@@ -197,7 +197,11 @@ export interface ObserverOptions {
   ringBytes?: number
   /** Wake the reader once this many bytes wait in a CPU's ring. Default 64 KiB (at most a quarter ring). */
   wakeupBytes?: number
-  /** Longest time a lone event waits in a ring before delivery, in ms. Integer, 1-60000. Default 1. */
+  /**
+   * Longest time a lone event waits in a ring before it is delivered, in ms (0.1-60000, fractions
+   * allowed). The rings are drained twice per period by a timer; a full watermark wakes the
+   * reader sooner. Default 1.
+   */
   maxDelayMs?: number
   /**
    * Bytes of delivered but unconsumed batches after which the reader stops draining the rings

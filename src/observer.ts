@@ -51,7 +51,10 @@ function validateOptions(options: unknown): ObserverOptions {
   }
   for (const [key, unit] of Object.entries(NUMBER_OPTIONS)) {
     const v = o[key]
-    if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {
+    if (key === 'maxDelayMs' && v !== undefined && (typeof v !== 'number' || !Number.isFinite(v))) {
+      throw new ObsError('ERR_INVALID_OPTION', `invalid option maxDelayMs: must be a number of milliseconds, got ${String(v)}`)
+    }
+    if (key !== 'maxDelayMs' && v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {
       throw new ObsError('ERR_INVALID_OPTION', `invalid option ${key}: must be a non-negative integer number of ${unit}, got ${String(v)}`)
     }
   }

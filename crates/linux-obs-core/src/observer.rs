@@ -16,8 +16,8 @@ use std::time::Duration;
 pub const DEFAULT_RING_BYTES_PER_CPU: u64 = 1 << 20;
 /// Default wake-up watermark (bytes in a ring).
 pub const DEFAULT_WAKEUP_BYTES: u64 = 64 << 10;
-/// Default longest wait for a record below the watermark.
-pub const DEFAULT_MAX_DELAY_MS: u32 = 1;
+/// Default longest wait for a record below the watermark, in milliseconds.
+pub const DEFAULT_MAX_DELAY_MS: f64 = 1.0;
 /// Default limit of delivered but unconsumed bytes before the reader stops draining.
 pub const DEFAULT_HIGH_WATER_BYTES: u64 = 64 << 20;
 /// Largest accepted `ring_bytes`.
@@ -30,8 +30,8 @@ pub struct ObserverOptions {
     pub ring_bytes: Option<u64>,
     /// Wake-up watermark in bytes.
     pub wakeup_bytes: Option<u64>,
-    /// Longest wait before a lone record is delivered, in milliseconds.
-    pub max_delay_ms: Option<u32>,
+    /// Longest wait before a lone record is delivered, in milliseconds (0.1 to 60000).
+    pub max_delay_ms: Option<f64>,
     /// Delivered-but-unconsumed bytes before the reader stops draining.
     pub high_water_bytes: Option<u64>,
     /// Mount tracefs at /sys/kernel/tracing when it is not mounted.
@@ -45,8 +45,8 @@ pub struct Config {
     pub ring_pages: usize,
     /// Wake-up watermark in bytes (less than one ring).
     pub wakeup_bytes: u32,
-    /// Timed drain interval.
-    pub max_delay_ms: u32,
+    /// Longest wait before a lone record is delivered (the rings are drained twice as often).
+    pub max_delay: Duration,
     /// Backpressure threshold.
     pub high_water_bytes: u64,
 }
@@ -133,17 +133,16 @@ impl Config {
             None => DEFAULT_WAKEUP_BYTES.min(ring_bytes_per_cpu / 4).max(1),
         } as u32;
         let max_delay_ms = match options.max_delay_ms {
-            Some(d) if (1..=60_000).contains(&d) => d,
+            Some(d) if (0.1..=60_000.0).contains(&d) => d,
             Some(d) => {
                 return Err(Error::InvalidOption {
                     option: "maxDelayMs",
-                    message: format!(
-                        "must be an integer between 1 and 60000 milliseconds, got {d}"
-                    ),
+                    message: format!("must be between 0.1 and 60000 milliseconds, got {d}"),
                 })
             }
             None => DEFAULT_MAX_DELAY_MS,
         };
+        let max_delay = Duration::from_secs_f64(max_delay_ms / 1000.0);
         let high_water_bytes = match options.high_water_bytes {
             Some(h) if (1 << 16..=1 << 40).contains(&h) => h,
             Some(h) => {
@@ -157,7 +156,7 @@ impl Config {
         Ok(Config {
             ring_pages,
             wakeup_bytes,
-            max_delay_ms,
+            max_delay,
             high_water_bytes,
         })
     }
@@ -423,7 +422,7 @@ impl Observer {
             events.ids.clone(),
             self.tracepoints.iter().map(|t| t.format.clone()).collect(),
             ReaderConfig {
-                max_delay: Duration::from_millis(self.config.max_delay_ms as u64),
+                max_delay: self.config.max_delay,
                 high_water_bytes: self.config.high_water_bytes,
                 batch_bytes: 1 << 20,
             },
@@ -529,7 +528,7 @@ mod tests {
         let c = resolve(ObserverOptions::default()).unwrap();
         assert_eq!(c.ring_pages, 256);
         assert_eq!(c.wakeup_bytes, 64 << 10);
-        assert_eq!(c.max_delay_ms, 1);
+        assert_eq!(c.max_delay, Duration::from_millis(1));
     }
 
     #[test]
@@ -581,7 +580,7 @@ mod tests {
             ),
             (
                 ObserverOptions {
-                    max_delay_ms: Some(0),
+                    max_delay_ms: Some(0.0),
                     ..Default::default()
                 },
                 "maxDelayMs",

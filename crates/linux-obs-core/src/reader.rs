@@ -9,7 +9,7 @@ use crate::batch::{Batch, BatchBuilder, RecordKind};
 use crate::error::Error;
 use crate::format::Format;
 use crate::ring::Ring;
-use crate::sys::{Epoll, EventFd, Mmap};
+use crate::sys::{Epoll, EventFd, Mmap, TimerFd};
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -114,6 +114,7 @@ pub struct Reader {
 }
 
 const WAKE_TOKEN: u64 = u64::MAX;
+const TIMER_TOKEN: u64 = u64::MAX - 1;
 
 impl Reader {
     /// Starts the thread. `ids` maps perf event ids to tracepoint indexes.
@@ -135,6 +136,12 @@ impl Reader {
         epoll
             .add(wake.raw(), WAKE_TOKEN)
             .map_err(|e| io("epoll_ctl", e))?;
+        // Drain every half max_delay, so a lone event waits at most max_delay in total.
+        let period = (config.max_delay / 2).max(Duration::from_micros(20));
+        let timer = TimerFd::periodic(period).map_err(|e| io("timerfd", e))?;
+        epoll
+            .add(timer.raw(), TIMER_TOKEN)
+            .map_err(|e| io("epoll_ctl", e))?;
         for (i, r) in rings.iter().enumerate() {
             epoll.add(r.fd, i as u64).map_err(|e| io("epoll_ctl", e))?;
         }
@@ -153,7 +160,9 @@ impl Reader {
             .name("linux-obs-reader".into())
             .spawn(move || {
                 let mut sink = sink;
+                crate::sys::set_timer_slack(1_000);
                 let mut state = ReaderLoop {
+                    timer,
                     shared: thread_shared,
                     epoll,
                     rings,
@@ -210,6 +219,7 @@ impl Drop for Reader {
 }
 
 struct ReaderLoop {
+    timer: TimerFd,
     shared: Arc<ReaderShared>,
     epoll: Epoll,
     rings: Vec<CpuRing>,
@@ -224,7 +234,6 @@ impl ReaderLoop {
 
     fn run(&mut self, sink: &mut dyn BatchSink) -> crate::Result<()> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
-        let timeout_ms = self.config.max_delay.as_millis().clamp(1, i32::MAX as u128) as i32;
         while !self.stopping() {
             if self.shared.fault.swap(false, Ordering::AcqRel) {
                 return Err(Error::Reader {
@@ -245,7 +254,7 @@ impl ReaderLoop {
             }
             let ready = self
                 .epoll
-                .wait(&mut events, timeout_ms)
+                .wait(&mut events, -1)
                 .map_err(|e| Error::Reader {
                     message: "epoll_wait failed".into(),
                     source: Some(e),
@@ -253,6 +262,8 @@ impl ReaderLoop {
             for ev in ready {
                 if ev.u64 == WAKE_TOKEN {
                     self.shared.wake.drain();
+                } else if ev.u64 == TIMER_TOKEN {
+                    self.timer.drain();
                 } else if ev.events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
                     // The event is gone (e.g. its tracepoint was removed): stop polling it but
                     // keep draining what its ring holds.

@@ -195,9 +195,7 @@ impl NativeObserver {
         let observer = Observer::new(ObserverOptions {
             ring_bytes: to_u64(options.ring_bytes),
             wakeup_bytes: to_u64(options.wakeup_bytes),
-            max_delay_ms: options
-                .max_delay_ms
-                .map(|x| x.clamp(0.0, u32::MAX as f64) as u32),
+            max_delay_ms: options.max_delay_ms,
             high_water_bytes: to_u64(options.high_water_bytes),
             mount_tracefs: options.mount_tracefs.unwrap_or(false),
         })
