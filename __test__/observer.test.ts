@@ -237,3 +237,49 @@ test('an observer that is never opened can be closed', async (t) => {
   await observer.close()
   t.is(observer.state, 'closed')
 })
+
+kernelTest('batches() yields EventBatch objects; shares the one-consumer rule with events()', async (t) => {
+  const paths = [uniqueTrue('batch1'), uniqueTrue('batch2'), uniqueTrue('batch3')]
+  const observer = new Observer()
+  try {
+    const exec = observer.addTracepoint('sched:sched_process_exec')
+    await observer.open()
+    for (const p of paths) await run(p)
+    await sleep(20)
+    // Take one of them through events(), the rest through batches().
+    const seen: string[] = []
+    for await (const ev of observer.events()) {
+      const f = ev.getString('filename')
+      if (paths.includes(f)) {
+        seen.push(f)
+        break
+      }
+    }
+    const it = observer.batches()
+    t.is((t.throws(() => observer.events()) as { code?: string }).code, 'ERR_BUSY')
+    let total = 0
+    const deadline = Date.now() + 10_000
+    while (seen.length < 3 && Date.now() < deadline) {
+      const r = await it.next()
+      if (r.done) break
+      const batch = r.value
+      const events = [...batch]
+      t.is(events.length, batch.length)
+      t.is([...batch].length, batch.length) // iterable more than once
+      t.is(batch.lost, 0)
+      total += batch.length
+      for (const ev of events) {
+        t.true(exec.is(ev))
+        const f = ev.getString('filename')
+        if (paths.includes(f)) seen.push(f)
+      }
+    }
+    await it.return?.()
+    t.deepEqual([...seen].sort(), [...paths].sort())
+    t.true(total >= 2)
+    const s = observer.stats()
+    t.true(s.events >= total + 1)
+  } finally {
+    await observer.close()
+  }
+})

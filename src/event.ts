@@ -1,5 +1,5 @@
 // Events are views on the batch buffer they arrived in: nothing is decoded until asked.
-import type { EventSource, FieldValue, LostEvent, TracepointEvent, TracepointEventJSON } from '../index'
+import type { EventBatch, EventSource, FieldValue, LostEvent, TracepointEvent, TracepointEventJSON } from '../index'
 import { type CompiledFormat, decodeFields, fieldRange, readBytes, readField } from './decode'
 import { ObsError } from './errors'
 
@@ -199,4 +199,46 @@ export class Lost implements LostEvent {
 export function lostAt(batch: BatchData, at: number): Lost {
   const v = batch.view
   return new Lost(v.getUint32(at + 24, le), Number(v.getBigUint64(at + ENTRY_HEADER, le)), v.getBigUint64(at + 16, le))
+}
+
+/** The events of one batch from the reader (from `start` on), iterable any number of times. */
+export class Batch implements EventBatch {
+  readonly length: number
+  readonly lost: number
+  readonly #data: BatchData
+  readonly #start: number
+
+  constructor(data: BatchData, start: number) {
+    this.#data = data
+    this.#start = start
+    let events = 0
+    let lost = 0
+    const v = data.view
+    for (let at = start; at + ENTRY_HEADER <= v.byteLength; ) {
+      const size = v.getUint32(at, le)
+      if (v.getUint32(at + 4, le) === LOST_SOURCE) lost += Number(v.getBigUint64(at + ENTRY_HEADER, le))
+      else events++
+      at = size >= ENTRY_HEADER ? at + size : v.byteLength
+    }
+    this.length = events
+    this.lost = lost
+  }
+
+  *[Symbol.iterator](): IterableIterator<TracepointEvent> {
+    const v = this.#data.view
+    for (let at = this.#start; at + ENTRY_HEADER <= v.byteLength; ) {
+      const size = v.getUint32(at, le)
+      if (v.getUint32(at + 4, le) !== LOST_SOURCE) yield new Event(this.#data, at)
+      at = size >= ENTRY_HEADER ? at + size : v.byteLength
+    }
+  }
+
+  *lostEvents(): IterableIterator<LostEvent> {
+    const v = this.#data.view
+    for (let at = this.#start; at + ENTRY_HEADER <= v.byteLength; ) {
+      const size = v.getUint32(at, le)
+      if (v.getUint32(at + 4, le) === LOST_SOURCE) yield lostAt(this.#data, at)
+      at = size >= ENTRY_HEADER ? at + size : v.byteLength
+    }
+  }
 }

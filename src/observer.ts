@@ -1,4 +1,6 @@
 import type {
+  BatchesOptions,
+  EventBatch,
   EventOf,
   EventSource,
   EventsOptions,
@@ -13,7 +15,7 @@ import type {
 import type { NativeMessage, NativeObserver } from './binding'
 import type { CompiledFormat } from './decode'
 import { ObsError, fromNative, native } from './errors'
-import { type BatchData, ENTRY_HEADER, Event, LOST_SOURCE, Source, lostAt } from './event'
+import { Batch, type BatchData, ENTRY_HEADER, Event, LOST_SOURCE, Source, lostAt } from './event'
 import { compileNative, publicFormat } from './format'
 import { binding } from './native'
 
@@ -224,44 +226,52 @@ export class Observer<Names extends string = string> {
     w.resolve()
   }
 
-  events(options?: EventsOptions & { lost?: false }): AsyncIterableIterator<EventOf<Names>>
-  events(options: EventsOptions & { lost: true }): AsyncIterableIterator<EventOf<Names> | LostEvent>
-  events(options?: EventsOptions): AsyncIterableIterator<EventOf<Names> | LostEvent>
-  events(options: EventsOptions = {}): AsyncIterableIterator<EventOf<Names> | LostEvent> {
+  /** Validates iterator options and claims the one-consumer slot. */
+  #claim(options: unknown, what: string): { signal: AbortSignal | undefined; release: () => void; token: object } {
     if (options === null || typeof options !== 'object') {
-      throw new ObsError('ERR_INVALID_OPTION', 'events() options must be an object like { signal, lost }')
+      throw new ObsError('ERR_INVALID_OPTION', `${what}() options must be an object`)
     }
-    const { signal, lost = false } = options
+    const { signal } = options as EventsOptions
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new ObsError('ERR_INVALID_OPTION', 'events() option signal must be an AbortSignal')
+      throw new ObsError('ERR_INVALID_OPTION', `${what}() option signal must be an AbortSignal`)
     }
-    if (typeof lost !== 'boolean') throw new ObsError('ERR_INVALID_OPTION', 'events() option lost must be a boolean')
     if (this.#state === 'closed') throw new ObsError('ERR_CLOSED', 'observer is closed: create a new Observer')
     if (this.#state === 'configuring') throw new ObsError('ERR_NOT_OPEN', 'observer is not open: call open() first')
     if (this.#consumer !== null) {
-      throw new ObsError('ERR_BUSY', 'another events() iterator is active: one consumer at a time (break out of it first)')
+      throw new ObsError('ERR_BUSY', 'another events()/batches() iterator is active: one consumer at a time (break out of it first)')
     }
     const token = {}
     this.#consumer = token
-    let done = false
-    const finish = (): void => {
-      if (done) return
-      done = true
+    const onAbort = (): void => this.#wake()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const release = (): void => {
       if (this.#consumer === token) this.#consumer = null
       signal?.removeEventListener('abort', onAbort)
     }
-    const onAbort = (): void => this.#wake()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    const end: IteratorReturnResult<undefined> = { done: true, value: undefined }
+    return { signal, release, token }
+  }
 
-    const next = async (): Promise<IteratorResult<TracepointEvent | LostEvent>> => {
+  /**
+   * An async iterator over what `take` returns. The fast path (an item is queued) resolves at
+   * once without entering an async function; the slow path waits for the reader.
+   */
+  #iterator<T>(take: () => T | null, signal: AbortSignal | undefined, release: () => void): AsyncIterableIterator<T> {
+    let done = false
+    const end: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined })
+    const finish = (): void => {
+      if (!done) {
+        done = true
+        release()
+      }
+    }
+    const slow = async (): Promise<IteratorResult<T>> => {
       for (;;) {
         if (done) return end
         if (signal?.aborted) {
           finish()
           throw signal.reason
         }
-        const item = this.#take(lost)
+        const item = take()
         if (item !== null) return { done: false, value: item }
         if (this.#failure !== null) {
           finish()
@@ -274,17 +284,53 @@ export class Observer<Names extends string = string> {
         await this.#wait()
       }
     }
-    const iterator = {
-      next,
-      return: async (): Promise<IteratorResult<TracepointEvent | LostEvent>> => {
+    const iterator: AsyncIterableIterator<T> = {
+      next(): Promise<IteratorResult<T>> {
+        if (!done && signal?.aborted !== true) {
+          const item = take()
+          if (item !== null) return Promise.resolve({ done: false, value: item })
+        }
+        return slow()
+      },
+      return(): Promise<IteratorResult<T>> {
         finish()
-        return end
+        return Promise.resolve(end)
       },
       [Symbol.asyncIterator]() {
         return iterator
       },
     }
-    return iterator as unknown as AsyncIterableIterator<EventOf<Names> | LostEvent>
+    return iterator
+  }
+
+  events(options?: EventsOptions & { lost?: false }): AsyncIterableIterator<EventOf<Names>>
+  events(options: EventsOptions & { lost: true }): AsyncIterableIterator<EventOf<Names> | LostEvent>
+  events(options?: EventsOptions): AsyncIterableIterator<EventOf<Names> | LostEvent>
+  events(options: EventsOptions = {}): AsyncIterableIterator<EventOf<Names> | LostEvent> {
+    const lost = (options as EventsOptions | null)?.lost ?? false
+    if (typeof lost !== 'boolean') throw new ObsError('ERR_INVALID_OPTION', 'events() option lost must be a boolean')
+    const { signal, release } = this.#claim(options, 'events')
+    const take = (): TracepointEvent | LostEvent | null => this.#take(lost)
+    return this.#iterator(take, signal, release) as AsyncIterableIterator<EventOf<Names> | LostEvent>
+  }
+
+  batches(options: BatchesOptions = {}): AsyncIterableIterator<EventBatch<Names>> {
+    const { signal, release } = this.#claim(options, 'batches')
+    return this.#iterator(() => this.#takeBatch(), signal, release) as AsyncIterableIterator<EventBatch<Names>>
+  }
+
+  /** The rest of the oldest queued batch, or null. */
+  #takeBatch(): Batch | null {
+    while (this.#head < this.#queue.length) {
+      const p = this.#queue[this.#head] as Pending
+      this.#queue[this.#head++] = undefined
+      this.#native.ack(p.data.view.byteLength)
+      const batch = new Batch(p.data, p.at)
+      if (batch.length === 0 && batch.lost === 0) continue
+      this.#delivered += batch.length
+      return batch
+    }
+    return null
   }
 
   close(): Promise<void> {
