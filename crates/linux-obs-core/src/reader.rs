@@ -279,7 +279,28 @@ impl ReaderLoop {
                 break;
             }
         }
+        if self.stopping() {
+            self.discard_remaining();
+        }
         Ok(())
+    }
+
+    /// On close (the events are disabled by then): reads what is left in the rings so that it
+    /// is counted (read + lost == generated) without delivering it.
+    fn discard_remaining(&mut self) {
+        struct Discard;
+        impl BatchSink for Discard {
+            fn deliver(&mut self, _batch: Batch) -> bool {
+                true
+            }
+            fn fail(&mut self, _error: Error) {}
+        }
+        for _ in 0..4 {
+            if !self.rings.iter().any(|r| r.ring.has_data()) {
+                break;
+            }
+            self.drain_all(&mut Discard);
+        }
     }
 
     /// One pass over every ring. Returns false when the sink is gone.

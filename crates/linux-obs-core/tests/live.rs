@@ -143,3 +143,39 @@ fn every_format_file_of_this_kernel_parses() {
     );
     eprintln!("{} tracepoints parsed; field kinds: {kinds:?}", all.len());
 }
+
+#[test]
+fn accounting_is_exact_under_loss_read_plus_lost_equals_generated() {
+    require_kernel!();
+    let mut observer = Observer::new(ObserverOptions {
+        ring_bytes: Some(2 * 4096 * linux_obs_core::cpu::online_cpus().unwrap().len() as u64),
+        max_delay_ms: Some(50.0),
+        ..Default::default()
+    })
+    .unwrap();
+    // Only this process's getppid calls (common_pid is the thread id: this thread).
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    observer
+        .add_tracepoint(
+            "syscalls:sys_enter_getppid",
+            Some(&format!("common_pid == {tid}")),
+        )
+        .unwrap();
+    observer
+        .open(Box::new(linux_obs_core::DiscardSink))
+        .unwrap();
+    for _ in 0..200_000 {
+        // SAFETY: getppid has no preconditions.
+        unsafe { libc::getppid() };
+    }
+    let stats = observer.close_now();
+    let generated = stats.generated.unwrap();
+    assert_eq!(generated, 200_000, "{stats:?}");
+    assert!(stats.lost > 0, "a 2-page ring must overflow: {stats:?}");
+    assert_eq!(
+        stats.samples + stats.lost + stats.malformed,
+        generated,
+        "{stats:?}"
+    );
+}
