@@ -16,6 +16,8 @@ export declare class NativeObserver {
   features(): Array<boolean> | null
   /** Test seam: makes the reader thread fail (see `ReaderShared::inject_fault`). */
   injectReaderFault(): boolean
+  /** Test seam: corrupts a ring's header (see `ReaderShared::inject_ring_corruption`). */
+  injectRingCorruption(): boolean
   /** The tracefs mount point in use, locating it if needed. */
   tracefs(): string
 }
@@ -92,6 +94,16 @@ export declare function parseFormat(text: string): NativeFormat
 
 /** Whether /proc/PID exists. */
 export declare function processExists(pid: number): boolean
+
+/** Test seam: replaces the injected system call failures. */
+export declare function setTestFaults(faults: TestFaults): void
+
+/** Test seam: system call failures to inject (process-wide; see `sys::seam`). */
+export interface TestFaults {
+  rejectFormatLost?: boolean
+  rejectClockid?: boolean
+  mmapErrno?: number
+}
 
 /** Parsed format of a tracepoint of the running kernel. */
 export declare function tracepointFormat(name: string, mount?: boolean | undefined | null): NativeFormat

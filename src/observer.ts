@@ -67,6 +67,11 @@ function validateOptions(options: unknown): ObserverOptions {
 }
 
 export class Observer<Names extends string = string> {
+  /** Test seam, deliberately not in the public types: system call failures to inject. */
+  static [Symbol.for('linux-obs.setTestFaults')](faults: { rejectFormatLost?: boolean; rejectClockid?: boolean; mmapErrno?: number }): void {
+    binding.setTestFaults(faults)
+  }
+
   readonly #native: NativeObserver
   readonly #formats: CompiledFormat[] = []
   readonly #sources: Source[] = []
@@ -371,6 +376,17 @@ export class Observer<Names extends string = string> {
       errors: s.errors,
       exactLoss: s.exactLoss,
     }
+  }
+
+  /** Test seam, deliberately not in the public types: corrupts a ring's header page. */
+  [Symbol.for('linux-obs.injectRingCorruption')](): boolean {
+    return this.#native.injectRingCorruption()
+  }
+
+  /** Test seam, deliberately not in the public types: kernel features in use once open. */
+  [Symbol.for('linux-obs.features')](): { formatLost: boolean; clockMonotonic: boolean } | null {
+    const f = this.#native.features()
+    return f === null ? null : { formatLost: f[0], clockMonotonic: f[1] }
   }
 
   /** Test seam, deliberately not in the public types: makes the reader thread fail. */

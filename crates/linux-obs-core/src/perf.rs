@@ -105,14 +105,41 @@ fn open_one(
     cpus: usize,
     tracepoints: usize,
 ) -> Result<Opened> {
-    loop {
-        match sys::perf_event_open(&attr(req.id, config, *features), cpu) {
-            Ok(fd) => return Ok(Opened::Fd(fd)),
+    // Older kernels answer EINVAL to attributes they do not know. Try the features still
+    // allowed, dropping one, then the other, then both, and keep what worked for later events.
+    let wanted = *features;
+    let candidates = [
+        wanted,
+        Features {
+            format_lost: false,
+            ..wanted
+        },
+        Features {
+            clock_monotonic: false,
+            ..wanted
+        },
+        Features {
+            format_lost: false,
+            clock_monotonic: false,
+        },
+    ];
+    let mut first_einval = None;
+    for candidate in candidates {
+        if (candidate.format_lost && !wanted.format_lost)
+            || (candidate.clock_monotonic && !wanted.clock_monotonic)
+        {
+            continue;
+        }
+        match sys::perf_event_open(&attr(req.id, config, candidate), cpu) {
+            Ok(fd) => {
+                *features = candidate;
+                return Ok(Opened::Fd(fd));
+            }
             Err(e) => match e.raw_os_error() {
                 Some(libc::ENODEV) => return Ok(Opened::CpuOffline),
-                // Older kernels reject attributes they do not know: fall back one at a time.
-                Some(libc::EINVAL) if features.format_lost => features.format_lost = false,
-                Some(libc::EINVAL) if features.clock_monotonic => features.clock_monotonic = false,
+                Some(libc::EINVAL) => {
+                    first_einval.get_or_insert(e);
+                }
                 Some(libc::EMFILE) | Some(libc::ENFILE) => {
                     return Err(Error::FdLimit {
                         limit: sys::rlimit_soft(libc::RLIMIT_NOFILE),
@@ -131,6 +158,11 @@ fn open_one(
             },
         }
     }
+    let e = first_einval.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL));
+    Err(Error::io(
+        format!("perf_event_open({}) on CPU {cpu}", req.name),
+        e,
+    ))
 }
 
 /// Opens every tracepoint on every online CPU, disabled, rings mapped, filters set.

@@ -57,6 +57,7 @@ pub struct ReaderCounters {
 pub struct ReaderShared {
     stop: AtomicBool,
     fault: AtomicBool,
+    corrupt: AtomicBool,
     paused: AtomicBool,
     wake: EventFd,
     outstanding: AtomicU64,
@@ -87,6 +88,14 @@ impl ReaderShared {
     #[doc(hidden)]
     pub fn inject_fault(&self) {
         self.fault.store(true, Ordering::Release);
+        self.wake.signal();
+    }
+
+    /// Test seam: corrupts the first ring's header page (data_tail past data_head); the reader
+    /// must resynchronise and count it in `errors`.
+    #[doc(hidden)]
+    pub fn inject_ring_corruption(&self) {
+        self.corrupt.store(true, Ordering::Release);
         self.wake.signal();
     }
 
@@ -148,6 +157,7 @@ impl Reader {
         let shared = Arc::new(ReaderShared {
             stop: AtomicBool::new(false),
             fault: AtomicBool::new(false),
+            corrupt: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             wake,
             outstanding: AtomicU64::new(0),
@@ -235,6 +245,11 @@ impl ReaderLoop {
     fn run(&mut self, sink: &mut dyn BatchSink) -> crate::Result<()> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         while !self.stopping() {
+            if self.shared.corrupt.swap(false, Ordering::AcqRel) {
+                if let Some(r) = self.rings.first_mut() {
+                    r.ring.corrupt_for_test();
+                }
+            }
             if self.shared.fault.swap(false, Ordering::AcqRel) {
                 return Err(Error::Reader {
                     message: "injected fault: ring unreadable".into(),

@@ -149,6 +149,16 @@ impl<M: RingMemory> Ring<M> {
         self.data_size
     }
 
+    /// Test seam: moves `data_tail` past `data_head`, as a corrupted header page would.
+    #[doc(hidden)]
+    pub fn corrupt_for_test(&mut self) {
+        let head = self.head_atomic().load(Ordering::Acquire);
+        self.tail_atomic().store(
+            head.wrapping_add(self.data_size as u64 + 8),
+            Ordering::Release,
+        );
+    }
+
     /// Whether records are waiting.
     pub fn has_data(&self) -> bool {
         self.head_atomic().load(Ordering::Acquire) != self.tail_atomic().load(Ordering::Relaxed)

@@ -30,6 +30,13 @@ pub fn perf_event_paranoid() -> Option<i32> {
 
 /// `perf_event_open(2)` for one CPU, all processes, close-on-exec.
 pub fn perf_event_open(attr: &perf_event_attr, cpu: u32) -> io::Result<OwnedFd> {
+    let faults = seam::get();
+    if (faults.reject_format_lost
+        && attr.read_format & perf::bindings::PERF_FORMAT_LOST as u64 != 0)
+        || (faults.reject_clockid && attr.use_clockid() != 0)
+    {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let mut attr = *attr;
     // SAFETY: `attr` is a valid, initialised perf_event_attr whose `size` field matches the
     // struct; the kernel only reads it (and may write `size` back on E2BIG, into our copy).
@@ -107,6 +114,9 @@ unsafe impl Send for Mmap {}
 impl Mmap {
     /// Maps `len` bytes of `fd` (one header page plus 2^n data pages).
     pub fn map(fd: &OwnedFd, len: usize) -> io::Result<Mmap> {
+        if let Some(errno) = seam::get().mmap_errno {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         // SAFETY: a fresh mapping chosen by the kernel (addr NULL); no existing memory is
         // affected. The result is checked against MAP_FAILED.
         let ptr = unsafe {
@@ -362,4 +372,37 @@ impl TimerFd {
 pub fn set_timer_slack(ns: u64) {
     // SAFETY: prctl(PR_SET_TIMERSLACK) takes a plain integer and affects only this thread.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Test seam: failures injected into the system calls above, so that every fallback and error
+/// path can be exercised on a kernel that has all the features. Process-wide; off by default.
+pub mod seam {
+    use std::sync::Mutex;
+
+    /// Failures to inject.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Faults {
+        /// perf_event_open fails with EINVAL when `read_format` has PERF_FORMAT_LOST (as before 6.0).
+        pub reject_format_lost: bool,
+        /// perf_event_open fails with EINVAL when `use_clockid` is set (as before 4.1).
+        pub reject_clockid: bool,
+        /// mmap of a ring fails with this errno.
+        pub mmap_errno: Option<i32>,
+    }
+
+    static FAULTS: Mutex<Faults> = Mutex::new(Faults {
+        reject_format_lost: false,
+        reject_clockid: false,
+        mmap_errno: None,
+    });
+
+    /// Replaces the injected failures.
+    pub fn set(faults: Faults) {
+        *FAULTS.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// The injected failures.
+    pub fn get() -> Faults {
+        *FAULTS.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }

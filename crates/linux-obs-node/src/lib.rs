@@ -308,6 +308,18 @@ impl NativeObserver {
         }
     }
 
+    /// Test seam: corrupts a ring's header (see `ReaderShared::inject_ring_corruption`).
+    #[napi(catch_unwind)]
+    pub fn inject_ring_corruption(&self) -> bool {
+        match lock(&self.inner).reader_shared() {
+            Some(shared) => {
+                shared.inject_ring_corruption();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The tracefs mount point in use, locating it if needed.
     #[napi(catch_unwind)]
     pub fn tracefs(&self) -> Result<String> {
@@ -381,6 +393,24 @@ impl Task for CloseTask {
     fn resolve(&mut self, _env: Env, _output: ()) -> napi::Result<()> {
         Ok(())
     }
+}
+
+/// Test seam: system call failures to inject (process-wide; see `sys::seam`).
+#[napi(object)]
+pub struct TestFaults {
+    pub reject_format_lost: Option<bool>,
+    pub reject_clockid: Option<bool>,
+    pub mmap_errno: Option<i32>,
+}
+
+/// Test seam: replaces the injected system call failures.
+#[napi(catch_unwind)]
+pub fn set_test_faults(faults: TestFaults) {
+    core::sys::seam::set(core::sys::seam::Faults {
+        reject_format_lost: faults.reject_format_lost.unwrap_or(false),
+        reject_clockid: faults.reject_clockid.unwrap_or(false),
+        mmap_errno: faults.mmap_errno,
+    });
 }
 
 /// Parses the text of a tracepoint `format` file.
