@@ -1,6 +1,6 @@
 // Resources and the event loop: fds return to baseline, close() never blocks the loop, the
 // observer keeps the process alive exactly while a next() is pending.
-import { readdirSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { Observer } from 'linux-obs'
 import { kernelTest, kernelTestSerial } from './helpers/kernel'
@@ -8,23 +8,38 @@ import { openFds, runNode, uniqueTrue } from './helpers/util'
 
 const threadCount = (): number => readdirSync('/proc/self/task').length
 
-kernelTestSerial('200 open/close cycles leave the fd and thread counts unchanged', async (t) => {
-  const warm = new Observer()
-  warm.addTracepoint('sched:sched_process_exit')
-  await warm.open()
-  await warm.close()
-  const fdsBefore = openFds().length
-  const threadsBefore = threadCount()
-  for (let i = 0; i < 200; i++) {
+const perfMappings = (): number => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('perf_event')).length
+const vmKiB = (): number => Number(/VmSize:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1])
+
+kernelTestSerial('1000 open/close cycles: fds, mappings and threads return to the baseline', async (t) => {
+  t.timeout(240_000)
+  const cycle = async (): Promise<void> => {
     const o = new Observer()
     o.addTracepoint('sched:sched_process_exit')
     await o.open()
-    if (i % 50 === 0) t.true(openFds().filter((l) => l.includes('perf_event')).length >= 1)
+    await o.close()
+  }
+  // Warm up: the allocator reserves its per-thread arenas once, up to its limit.
+  for (let i = 0; i < 100; i++) await cycle()
+  const fdsBefore = openFds().length
+  const threadsBefore = threadCount()
+  const vmBefore = vmKiB()
+  for (let i = 0; i < 1000; i++) {
+    const o = new Observer()
+    o.addTracepoint('sched:sched_process_exit')
+    await o.open()
+    if (i % 250 === 0) {
+      t.true(openFds().filter((l) => l.includes('perf_event')).length >= 1)
+      t.true(perfMappings() >= 1, 'the rings are mapped while open')
+    }
     await o.close()
   }
   t.is(openFds().length, fdsBefore)
   t.is(openFds().filter((l) => l.includes('perf_event')).length, 0)
+  t.is(perfMappings(), 0)
   t.is(threadCount(), threadsBefore)
+  // Address space: no ring or thread stack left behind (a little heap growth is allowed).
+  t.true(vmKiB() - vmBefore < 16 * 1024, `VmSize grew by ${vmKiB() - vmBefore} KiB`)
 })
 
 kernelTestSerial('closing an observer of 20 tracepoints does not stall the event loop', async (t) => {
