@@ -205,7 +205,7 @@ export interface ObserverOptions {
   maxDelayMs?: number
   /**
    * Bytes of delivered but unconsumed batches after which the reader stops draining the rings
-   * (the kernel then drops and counts). Default 64 MiB. Range 64 KiB to 1 TiB.
+   * (the kernel then drops and counts). Default 16 MiB. Range 64 KiB to 1 TiB.
    */
   highWaterBytes?: number
   /** Mount tracefs at `/sys/kernel/tracing` if no tracefs is mounted (needs CAP_SYS_ADMIN). Default false. */

@@ -19,7 +19,7 @@ pub const DEFAULT_WAKEUP_BYTES: u64 = 64 << 10;
 /// Default longest wait for a record below the watermark, in milliseconds.
 pub const DEFAULT_MAX_DELAY_MS: f64 = 1.0;
 /// Default limit of delivered but unconsumed bytes before the reader stops draining.
-pub const DEFAULT_HIGH_WATER_BYTES: u64 = 64 << 20;
+pub const DEFAULT_HIGH_WATER_BYTES: u64 = 16 << 20;
 /// Largest accepted `ring_bytes`.
 pub const MAX_RING_BYTES: u64 = 1 << 32;
 
