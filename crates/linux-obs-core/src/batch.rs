@@ -16,7 +16,7 @@
 //! The raw record is what the kernel wrote for `PERF_SAMPLE_RAW`: the tracepoint's fields at
 //! the offsets of its `format` file, followed by 0-7 bytes of alignment padding.
 
-use crate::format::Format;
+use crate::format::{FieldKind, Format};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -53,11 +53,52 @@ pub enum RecordKind {
     Malformed,
 }
 
+/// What must hold for a raw record to fit its format, precomputed so that checking costs a
+/// length comparison plus one per dynamic field (the same rule as [`Format::validate`]).
+#[derive(Debug, Clone)]
+struct FitCheck {
+    min_len: usize,
+    /// Offsets of `__data_loc` (false) and `__rel_loc` (true) fields.
+    dynamic: Vec<(usize, bool)>,
+}
+
+impl FitCheck {
+    fn new(format: &Format) -> FitCheck {
+        let mut min_len = 0;
+        let mut dynamic = Vec::new();
+        for f in &format.fields {
+            match f.kind {
+                FieldKind::DataLoc | FieldKind::RelLoc => {
+                    min_len = min_len.max(f.offset + 4);
+                    dynamic.push((f.offset, f.kind == FieldKind::RelLoc));
+                }
+                FieldKind::Flexible => min_len = min_len.max(f.offset),
+                _ => min_len = min_len.max(f.offset + f.size),
+            }
+        }
+        FitCheck { min_len, dynamic }
+    }
+
+    fn fits(&self, raw: &[u8]) -> bool {
+        if raw.len() < self.min_len {
+            return false;
+        }
+        self.dynamic.iter().all(|&(offset, relative)| {
+            let loc = u32_at(raw, offset);
+            let start = (loc & 0xffff) as usize + if relative { offset + 4 } else { 0 };
+            start + (loc >> 16) as usize <= raw.len()
+        })
+    }
+}
+
 /// Turns perf records (sample_type IDENTIFIER|TID|TIME|CPU|RAW, sample_id_all) into entries.
 #[derive(Debug)]
 pub struct BatchBuilder {
-    ids: HashMap<u64, u32>,
-    formats: Vec<Arc<Format>>,
+    /// perf event id -> tracepoint index, sorted by id.
+    ids: Vec<(u64, u32)>,
+    /// The last lookup: consecutive samples mostly come from the same event.
+    last: Option<(u64, u32)>,
+    checks: Vec<FitCheck>,
     batch: Batch,
 }
 
@@ -72,10 +113,25 @@ impl BatchBuilder {
     /// `ids` maps each perf event id to the index of its tracepoint; `formats[index]`, when
     /// present, is used to reject samples whose fields do not fit in their record.
     pub fn new(ids: HashMap<u64, u32>, formats: Vec<Arc<Format>>) -> BatchBuilder {
+        let mut ids: Vec<(u64, u32)> = ids.into_iter().collect();
+        ids.sort_unstable();
         BatchBuilder {
             ids,
-            formats,
+            last: None,
+            checks: formats.iter().map(|f| FitCheck::new(f)).collect(),
             batch: Batch::default(),
+        }
+    }
+
+    fn source_of(&mut self, id: u64) -> Option<u32> {
+        match self.last {
+            Some((last, source)) if last == id => Some(source),
+            _ => {
+                let i = self.ids.binary_search_by_key(&id, |&(k, _)| k).ok()?;
+                let source = self.ids[i].1;
+                self.last = Some((id, source));
+                Some(source)
+            }
         }
     }
 
@@ -103,15 +159,17 @@ impl BatchBuilder {
 
     fn push_entry(&mut self, source: u32, pid: u32, tid: u32, time: u64, cpu: u32, data: &[u8]) {
         let size = (ENTRY_HEADER + data.len()).next_multiple_of(8);
+        let mut header = [0u8; ENTRY_HEADER];
+        header[0..4].copy_from_slice(&(size as u32).to_ne_bytes());
+        header[4..8].copy_from_slice(&source.to_ne_bytes());
+        header[8..12].copy_from_slice(&pid.to_ne_bytes());
+        header[12..16].copy_from_slice(&tid.to_ne_bytes());
+        header[16..24].copy_from_slice(&time.to_ne_bytes());
+        header[24..28].copy_from_slice(&cpu.to_ne_bytes());
+        header[28..32].copy_from_slice(&(data.len() as u32).to_ne_bytes());
         let out = &mut self.batch.bytes;
         out.reserve(size);
-        out.extend_from_slice(&(size as u32).to_ne_bytes());
-        out.extend_from_slice(&source.to_ne_bytes());
-        out.extend_from_slice(&pid.to_ne_bytes());
-        out.extend_from_slice(&tid.to_ne_bytes());
-        out.extend_from_slice(&time.to_ne_bytes());
-        out.extend_from_slice(&cpu.to_ne_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_ne_bytes());
+        out.extend_from_slice(&header);
         out.extend_from_slice(data);
         out.resize(out.len() + (size - ENTRY_HEADER - data.len()), 0);
     }
@@ -131,12 +189,12 @@ impl BatchBuilder {
                 if raw_len > record.len() - 44 {
                     return RecordKind::Malformed;
                 }
-                let Some(&source) = self.ids.get(&u64_at(record, 8)) else {
+                let Some(source) = self.source_of(u64_at(record, 8)) else {
                     return RecordKind::Malformed;
                 };
                 let raw = &record[44..44 + raw_len];
-                if let Some(format) = self.formats.get(source as usize) {
-                    if format.validate(raw).is_err() {
+                if let Some(check) = self.checks.get(source as usize) {
+                    if !check.fits(raw) {
                         return RecordKind::Malformed;
                     }
                 }

@@ -23,6 +23,12 @@ pub trait BatchSink: Send + 'static {
     fn deliver(&mut self, batch: Batch) -> bool;
     /// The reader hit an error it cannot recover from; it stops after this call.
     fn fail(&mut self, error: Error);
+    /// Whether the consumer reports what it has consumed with [`ReaderShared::ack`]. Only then
+    /// does the reader apply backpressure (stop draining past the high-water mark); a sink
+    /// that consumes within `deliver` keeps the default, `false`.
+    fn acknowledges(&self) -> bool {
+        false
+    }
 }
 
 /// One CPU's ring.
@@ -363,9 +369,11 @@ fn deliver(builder: &mut BatchBuilder, shared: &ReaderShared, sink: &mut dyn Bat
     counters
         .bytes
         .fetch_add(batch.bytes.len() as u64, Ordering::Relaxed);
-    shared
-        .outstanding
-        .fetch_add(batch.bytes.len() as u64, Ordering::AcqRel);
+    if sink.acknowledges() {
+        shared
+            .outstanding
+            .fetch_add(batch.bytes.len() as u64, Ordering::AcqRel);
+    }
     sink.deliver(batch)
 }
 

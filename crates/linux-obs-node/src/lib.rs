@@ -161,6 +161,11 @@ impl BatchSink for TsfnSink {
         };
         self.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
     }
+
+    fn acknowledges(&self) -> bool {
+        // The JS side acknowledges each batch once its consumer has taken it.
+        true
+    }
 }
 
 fn lock(observer: &Mutex<Observer>) -> MutexGuard<'_, Observer> {
