@@ -4,6 +4,7 @@ use linux_obs_core::{DiscardSink, Observer, ObserverOptions};
 use std::time::Duration;
 
 fn cpu_ns() -> u64 {
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is valid for writes.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
