@@ -110,9 +110,13 @@ kernelTest('trace --json prints toJSON() lines; Ctrl-C stops it', async (t) => {
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  let interrupted = false
   const tick = setInterval(() => {
     spawn(path, { stdio: 'ignore' })
-    if (stdout.includes('\n')) child.kill('SIGINT')
+    if (stdout.includes('\n') && !interrupted) {
+      interrupted = true // one Ctrl-C; a second one would kill it, as for any CLI
+      child.kill('SIGINT')
+    }
   }, 100)
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
   clearInterval(tick)

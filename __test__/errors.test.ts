@@ -214,7 +214,7 @@ kernelTest('ERR_FD_LIMIT when RLIMIT_NOFILE cannot hold one fd per tracepoint an
   t.is(count, 20)
   t.is(errCode, 'ERR_FD_LIMIT', r.stdout)
   t.regex(message, /RLIMIT_NOFILE is 40/)
-  t.regex(message, /\d+ more descriptors are needed \(20 tracepoints x \d+ CPUs \+ 2\)/)
+  t.regex(message, /\d+ more descriptors are needed \(2 for each of 20 tracepoints x \d+ CPUs, \+ 3\)/)
 })
 
 test('errors are ObsError instances with stable codes', (t) => {

@@ -220,7 +220,7 @@ impl BatchBuilder {
                     0
                 };
                 self.push_entry(LOST_SOURCE, 0, 0, time, ring_cpu, &lost.to_ne_bytes());
-                self.batch.lost += lost;
+                self.batch.lost = self.batch.lost.saturating_add(lost);
                 RecordKind::Lost(lost)
             }
             _ => RecordKind::Other,

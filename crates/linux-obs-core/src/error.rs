@@ -72,7 +72,7 @@ pub enum Error {
     },
 
     /// Not enough file descriptors for one perf event per tracepoint and CPU.
-    #[error("file descriptor limit: {needed} more descriptors are needed ({tracepoints} tracepoints x {cpus} CPUs + 2) but RLIMIT_NOFILE is {limit} with {in_use} in use; raise it with `ulimit -n` or watch fewer tracepoints")]
+    #[error("file descriptor limit: {needed} more descriptors are needed (2 for each of {tracepoints} tracepoints x {cpus} CPUs, + 3) but RLIMIT_NOFILE is {limit} with {in_use} in use; raise it with `ulimit -n` or watch fewer tracepoints")]
     FdLimit {
         /// RLIMIT_NOFILE soft limit.
         limit: u64,

@@ -212,9 +212,13 @@ fn parse_field(line: &str) -> std::result::Result<Field, String> {
         None => (decl, None),
     };
     let type_and_name = type_and_name.trim();
+    // The name is the trailing run of identifier characters (byte offsets stay on char
+    // boundaries even when the type holds non-ASCII text).
     let split = type_and_name
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map(|i| i + 1)
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map(|(i, c)| i + c.len_utf8())
         .ok_or_else(|| format!("no type in declaration {decl:?}"))?;
     let name = type_and_name[split..].to_string();
     let mut type_name = type_and_name[..split].trim().to_string();

@@ -5,9 +5,10 @@ use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::name::TracepointName;
 use crate::perf::{self, Features, OpenConfig, OpenEvents, TracepointRequest};
-use crate::reader::{BatchSink, Reader, ReaderConfig, ReaderShared};
+use crate::reader::{BatchSink, Reader, ReaderConfig, ReaderDoorbells, ReaderShared};
 use crate::sys;
 use crate::tracefs::Tracefs;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -391,7 +392,8 @@ impl Observer {
             });
         }
         let cpus = crate::cpu::online_cpus()?;
-        let needed = (self.tracepoints.len() * cpus.len() + 2) as u64;
+        // A sampling event and a doorbell per tracepoint and CPU, plus epoll, eventfd, timerfd.
+        let needed = (2 * self.tracepoints.len() * cpus.len() + 3) as u64;
         let (limit, in_use) = (sys::rlimit_soft(libc::RLIMIT_NOFILE), sys::open_fd_count());
         if in_use.saturating_add(needed) > limit {
             return Err(Error::FdLimit {
@@ -416,11 +418,20 @@ impl Observer {
             ring_pages: self.config.ring_pages,
             wakeup_bytes: self.config.wakeup_bytes,
         };
-        let (events, rings) = perf::open_events(&tracefs, &requests, &cpus, &open_config)?;
+        let (mut events, rings) = perf::open_events(&tracefs, &requests, &cpus, &open_config)?;
+        let doorbells = perf::open_doorbells(&requests, &events.cpus).map(|d| {
+            let fds = d.fds.iter().map(|f| f.as_raw_fd()).collect();
+            events.doorbell_fds = d.fds;
+            ReaderDoorbells {
+                fds,
+                rings: d.rings,
+            }
+        });
         let reader = Reader::spawn(
             rings,
             events.ids.clone(),
             self.tracepoints.iter().map(|t| t.format.clone()).collect(),
+            doorbells,
             ReaderConfig {
                 max_delay: self.config.max_delay,
                 high_water_bytes: self.config.high_water_bytes,

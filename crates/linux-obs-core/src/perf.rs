@@ -52,6 +52,8 @@ pub struct OpenEvents {
     pub ids: HashMap<u64, u32>,
     /// Kernel features in use.
     pub features: Features,
+    /// Doorbell events (see [`Doorbells`]), closed with the rest.
+    pub doorbell_fds: Vec<OwnedFd>,
 }
 
 /// Counts read from one event with `read(2)`.
@@ -144,7 +146,7 @@ fn open_one(
                     return Err(Error::FdLimit {
                         limit: sys::rlimit_soft(libc::RLIMIT_NOFILE),
                         in_use: sys::open_fd_count(),
-                        needed: (tracepoints * cpus + 2) as u64,
+                        needed: (2 * tracepoints * cpus + 3) as u64,
                         tracepoints,
                         cpus,
                     })
@@ -259,9 +261,76 @@ pub fn open_events(
             cpus,
             ids,
             features,
+            doorbell_fds: Vec::new(),
         },
         rings,
     ))
+}
+
+/// Doorbells: a second, minimal event per tracepoint and CPU (no sample data, one wake-up per
+/// event) writing to a small ring of its own. The reader enables them only after the rings have
+/// been quiet for a while and stops its drain timer: an idle observer then costs no wake-ups at
+/// all, and the first event after the silence rings the doorbell at once instead of waiting
+/// for a timer. As soon as one rings, the reader disables them again and drains on its timer.
+pub struct Doorbells {
+    /// Every doorbell event, disabled; the observer keeps them open.
+    pub fds: Vec<OwnedFd>,
+    /// One ring per CPU that the doorbells of that CPU write to (moved to the reader).
+    pub rings: Vec<DoorbellRing>,
+}
+
+/// A CPU's doorbell ring.
+pub struct DoorbellRing {
+    /// The doorbell event that owns the ring (for epoll).
+    pub fd: std::os::fd::RawFd,
+    /// Its one-page ring (only ever emptied, never read).
+    pub ring: Ring<sys::Mmap>,
+}
+
+fn doorbell_attr(id: u64) -> pb::perf_event_attr {
+    let mut a = pb::perf_event_attr {
+        type_: pb::PERF_TYPE_TRACEPOINT,
+        size: std::mem::size_of::<pb::perf_event_attr>() as u32,
+        config: id,
+        ..Default::default()
+    };
+    a.__bindgen_anon_1.sample_period = 1;
+    a.sample_type = 0; // header only: 8 bytes per event
+    a.set_disabled(1);
+    a.__bindgen_anon_2.wakeup_events = 1;
+    a
+}
+
+/// Opens the doorbells for `cpus`, with the same filters. Best effort: `None` if anything fails
+/// (the reader then keeps its drain timer running).
+pub fn open_doorbells(requests: &[TracepointRequest], cpus: &[u32]) -> Option<Doorbells> {
+    let page = sys::page_size();
+    let mut fds = Vec::with_capacity(requests.len() * cpus.len());
+    let mut rings = Vec::with_capacity(cpus.len());
+    for &cpu in cpus {
+        let mut leader: Option<OwnedFd> = None;
+        for req in requests {
+            let fd = sys::perf_event_open(&doorbell_attr(req.id), cpu).ok()?;
+            if let Some(filter) = req.filter {
+                sys::perf_set_filter(&fd, filter).ok()?;
+            }
+            match &leader {
+                Some(l) => {
+                    sys::perf_set_output(&fd, l).ok()?;
+                    fds.push(fd);
+                }
+                None => leader = Some(fd),
+            }
+        }
+        let leader = leader?;
+        let ring = Ring::new(sys::Mmap::map(&leader, 2 * page).ok()?, page)?;
+        rings.push(DoorbellRing {
+            fd: leader.as_raw_fd(),
+            ring,
+        });
+        fds.push(leader);
+    }
+    Some(Doorbells { fds, rings })
 }
 
 impl OpenEvents {
@@ -273,9 +342,9 @@ impl OpenEvents {
         Ok(())
     }
 
-    /// Disables every event (errors ignored: used on the way out).
+    /// Disables every event, doorbells included (errors ignored: used on the way out).
     pub fn disable(&self) {
-        for fd in self.fds.iter().flatten() {
+        for fd in self.fds.iter().flatten().chain(&self.doorbell_fds) {
             let _ = sys::perf_disable(fd);
         }
     }

@@ -130,6 +130,18 @@ pub struct Reader {
 
 const WAKE_TOKEN: u64 = u64::MAX;
 const TIMER_TOKEN: u64 = u64::MAX - 1;
+/// Doorbell ring `i` is registered as `DOORBELL_TOKEN | i`.
+const DOORBELL_TOKEN: u64 = 1 << 62;
+/// Quiet time after which the reader stops its timer and waits for a doorbell.
+const IDLE_AFTER: Duration = Duration::from_millis(100);
+
+/// Doorbells handed to the reader: every doorbell fd (to enable/disable) and one ring per CPU.
+pub struct ReaderDoorbells {
+    /// All doorbell events (owned by the observer, which outlives the reader).
+    pub fds: Vec<RawFd>,
+    /// The doorbell rings, emptied whenever they ring.
+    pub rings: Vec<crate::perf::DoorbellRing>,
+}
 
 impl Reader {
     /// Starts the thread. `ids` maps perf event ids to tracepoint indexes.
@@ -139,6 +151,7 @@ impl Reader {
         rings: Vec<CpuRing>,
         ids: HashMap<u64, u32>,
         formats: Vec<Arc<Format>>,
+        doorbells: Option<ReaderDoorbells>,
         config: ReaderConfig,
         sink: Box<dyn BatchSink>,
     ) -> crate::Result<Reader> {
@@ -160,6 +173,13 @@ impl Reader {
         for (i, r) in rings.iter().enumerate() {
             epoll.add(r.fd, i as u64).map_err(|e| io("epoll_ctl", e))?;
         }
+        if let Some(d) = &doorbells {
+            for (i, r) in d.rings.iter().enumerate() {
+                epoll
+                    .add(r.fd, DOORBELL_TOKEN | i as u64)
+                    .map_err(|e| io("epoll_ctl", e))?;
+            }
+        }
         let shared = Arc::new(ReaderShared {
             stop: AtomicBool::new(false),
             fault: AtomicBool::new(false),
@@ -179,6 +199,10 @@ impl Reader {
                 crate::sys::set_timer_slack(1_000);
                 let mut state = ReaderLoop {
                     timer,
+                    period,
+                    doorbells,
+                    idle: false,
+                    records_drained: 0,
                     shared: thread_shared,
                     epoll,
                     rings,
@@ -236,6 +260,12 @@ impl Drop for Reader {
 
 struct ReaderLoop {
     timer: TimerFd,
+    period: Duration,
+    doorbells: Option<ReaderDoorbells>,
+    /// Timer stopped, doorbells enabled.
+    idle: bool,
+    /// Records taken out of the rings so far (to notice quiet periods).
+    records_drained: u64,
     shared: Arc<ReaderShared>,
     epoll: Epoll,
     rings: Vec<CpuRing>,
@@ -250,6 +280,9 @@ impl ReaderLoop {
 
     fn run(&mut self, sink: &mut dyn BatchSink) -> crate::Result<()> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let idle_after_ticks =
+            (IDLE_AFTER.as_nanos() / self.period.as_nanos().max(1)).max(2) as u32;
+        let mut quiet_ticks = 0u32;
         while !self.stopping() {
             if self.shared.corrupt.swap(false, Ordering::AcqRel) {
                 if let Some(r) = self.rings.first_mut() {
@@ -280,11 +313,16 @@ impl ReaderLoop {
                     message: "epoll_wait failed".into(),
                     source: Some(e),
                 })?;
+            let mut ticked = false;
+            let mut rang = false;
             for ev in ready {
                 if ev.u64 == WAKE_TOKEN {
                     self.shared.wake.drain();
                 } else if ev.u64 == TIMER_TOKEN {
                     self.timer.drain();
+                    ticked = true;
+                } else if ev.u64 & DOORBELL_TOKEN != 0 {
+                    rang = true;
                 } else if ev.events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
                     // The event is gone (e.g. its tracepoint was removed): stop polling it but
                     // keep draining what its ring holds.
@@ -296,14 +334,86 @@ impl ReaderLoop {
             if self.stopping() {
                 break;
             }
+            if rang {
+                self.empty_doorbells();
+                if self.idle {
+                    self.wake_up()?;
+                }
+            }
+            let before = self.records_drained;
             if !self.drain_all(sink) {
                 break;
+            }
+            if self.records_drained != before || rang {
+                quiet_ticks = 0;
+            } else if ticked {
+                quiet_ticks += 1;
+            }
+            if !self.idle && quiet_ticks >= idle_after_ticks && self.doorbells.is_some() {
+                quiet_ticks = 0;
+                self.go_idle()?;
+                // An event that arrived before the doorbells were enabled is in a ring now.
+                if self.rings.iter().any(|r| r.ring.has_data()) {
+                    self.wake_up()?;
+                    if !self.drain_all(sink) {
+                        break;
+                    }
+                }
             }
         }
         if self.stopping() {
             self.discard_remaining();
         }
         Ok(())
+    }
+
+    /// Quiet for a while: stop the timer, let the doorbells wake us.
+    fn go_idle(&mut self) -> crate::Result<()> {
+        let reader_error = |what: &str, e| Error::Reader {
+            message: format!("going idle: {what}"),
+            source: Some(e),
+        };
+        if let Some(d) = &self.doorbells {
+            for &fd in &d.fds {
+                crate::sys::perf_toggle_raw(fd, true)
+                    .map_err(|e| reader_error("enabling a doorbell", e))?;
+            }
+        }
+        self.timer
+            .set(None)
+            .map_err(|e| reader_error("stopping the timer", e))?;
+        self.idle = true;
+        Ok(())
+    }
+
+    /// A doorbell rang (or data showed up): back to timed drains, doorbells off.
+    fn wake_up(&mut self) -> crate::Result<()> {
+        let reader_error = |what: &str, e| Error::Reader {
+            message: format!("waking up: {what}"),
+            source: Some(e),
+        };
+        if let Some(d) = &self.doorbells {
+            for &fd in &d.fds {
+                crate::sys::perf_toggle_raw(fd, false)
+                    .map_err(|e| reader_error("disabling a doorbell", e))?;
+            }
+        }
+        self.timer
+            .set(Some(self.period))
+            .map_err(|e| reader_error("starting the timer", e))?;
+        self.idle = false;
+        self.empty_doorbells();
+        Ok(())
+    }
+
+    /// Doorbell rings carry nothing worth reading: just release the space.
+    fn empty_doorbells(&mut self) {
+        if let Some(d) = &mut self.doorbells {
+            for r in &mut d.rings {
+                let size = r.ring.data_size();
+                r.ring.drain(size, |_| {});
+            }
+        }
     }
 
     /// On close (the events are disabled by then): reads what is left in the rings so that it
@@ -349,6 +459,7 @@ impl ReaderLoop {
             if drained.error.is_some() {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
             }
+            self.records_drained += drained.records;
             if self.builder.len() >= self.config.batch_bytes
                 && !deliver(&mut self.builder, &self.shared, sink)
             {

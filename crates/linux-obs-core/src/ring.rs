@@ -118,7 +118,7 @@ impl<M: RingMemory> Ring<M> {
             data_offset = page_size;
             data_size = mem.len() - page_size;
         }
-        if data_size == 0
+        if data_size < HEADER_SIZE
             || !data_size.is_power_of_two()
             || data_offset.checked_add(data_size)? > mem.len()
             || data_offset < DATA_SIZE + 8
@@ -193,11 +193,11 @@ impl<M: RingMemory> Ring<M> {
         }
         let start = tail;
         let mut scratch = std::mem::take(&mut self.scratch);
-        while tail != head && (tail - start) < budget as u64 {
+        while tail != head && tail.wrapping_sub(start) < budget as u64 {
             let mut header = [0u8; HEADER_SIZE];
             self.copy_out(tail, &mut header);
             let size = u16::from_ne_bytes([header[6], header[7]]);
-            let available = head - tail;
+            let available = head.wrapping_sub(tail);
             if (size as usize) < HEADER_SIZE || size as u64 > available || size % 8 != 0 {
                 out.error = Some(RingError::BadRecord {
                     position: tail,
@@ -224,9 +224,9 @@ impl<M: RingMemory> Ring<M> {
                 on_record(&scratch);
             }
             out.records += 1;
-            tail += size as u64;
+            tail = tail.wrapping_add(size as u64);
         }
-        out.bytes = tail - start;
+        out.bytes = tail.wrapping_sub(start);
         self.scratch = scratch;
         self.tail_atomic().store(tail, Ordering::Release);
         out

@@ -89,6 +89,20 @@ pub fn perf_disable(fd: &OwnedFd) -> io::Result<()> {
     cvt(unsafe { perf::ioctls::DISABLE(fd.as_raw_fd(), 0) }).map(drop)
 }
 
+/// `PERF_EVENT_IOC_ENABLE` or `DISABLE` on a descriptor owned elsewhere (the reader thread
+/// toggles doorbell events whose `OwnedFd`s the observer keeps).
+pub fn perf_toggle_raw(fd: RawFd, enable: bool) -> io::Result<()> {
+    // SAFETY: plain ioctl without a pointer argument; a stale fd only yields EBADF.
+    let ret = unsafe {
+        if enable {
+            perf::ioctls::ENABLE(fd, 0)
+        } else {
+            perf::ioctls::DISABLE(fd, 0)
+        }
+    };
+    cvt(ret).map(drop)
+}
+
 /// `read(2)` into `buf`, returning the byte count.
 pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call.
@@ -353,6 +367,22 @@ impl TimerFd {
         // SAFETY: `spec` is valid for the call; a null old-value pointer is allowed.
         cvt(unsafe { libc::timerfd_settime(timer.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })?;
         Ok(timer)
+    }
+
+    /// Re-arms the timer with `period`, or stops it with `None`.
+    pub fn set(&self, period: Option<std::time::Duration>) -> io::Result<()> {
+        let p = period.unwrap_or_default();
+        let ts = libc::timespec {
+            tv_sec: p.as_secs() as libc::time_t,
+            tv_nsec: p.subsec_nanos() as libc::c_long,
+        };
+        let spec = libc::itimerspec {
+            it_interval: ts,
+            it_value: ts,
+        };
+        // SAFETY: `spec` is valid for the call; a null old-value pointer is allowed.
+        cvt(unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })
+            .map(drop)
     }
 
     /// Consumes the expirations so far.

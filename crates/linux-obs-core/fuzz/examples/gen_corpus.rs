@@ -14,7 +14,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn formats(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -41,7 +44,6 @@ fn rec(ty: u32, size: u16, words: &[u64]) -> Vec<u8> {
 }
 
 /// A `ring` input: see `fuzz_ring` for the layout.
-#[allow(clippy::too_many_arguments)]
 fn ring_input(
     log2: u8,
     geometry: &[u8],
@@ -100,29 +102,31 @@ fn main() {
         }
     }
     // decode: broken records for a format with every dynamic kind.
-    let exec = fs::read_to_string(fixtures.join("formats/sched_sched_process_exec.format")).unwrap();
+    let exec =
+        fs::read_to_string(fixtures.join("formats/sched_sched_process_exec.format")).unwrap();
     let exec_fmt = Format::parse(&exec).unwrap();
     let good = build_record(&exec_fmt, b"/bin/true").unwrap();
     let mut past_end = good.clone();
     past_end[8..12].copy_from_slice(&(20u32 | (500 << 16)).to_ne_bytes());
-    write(&corpus.join("decode"), "exec_loc_past_end", &decode_input(&exec, &past_end));
-    write(&corpus.join("decode"), "exec_truncated", &decode_input(&exec, &good[..10]));
-    let kinds = "name: kinds\nID: 7\nformat:\n\
-        \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
-        \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\
-        \tfield:bool ok;\toffset:8;\tsize:1;\tsigned:0;\n\
-        \tfield:__rel_loc u32[] vals;\toffset:12;\tsize:4;\tsigned:0;\n\
-        \tfield:__u8 saddr[sizeof(struct sockaddr_in6)];\toffset:16;\tsize:28;\tsigned:0;\n\
-        \tfield:s16 pair[2];\toffset:44;\tsize:4;\tsigned:1;\n\
-        \tfield:void * ptr;\toffset:48;\tsize:8;\tsigned:0;\n\
-        \tfield:char comm[8];\toffset:56;\tsize:8;\tsigned:0;\n\
-        \tfield:__data_loc char[] name;\toffset:64;\tsize:4;\tsigned:0;\n\
-        \tfield:u8 tail[];\toffset:68;\tsize:0;\tsigned:0;\n\n\
-        print fmt: \"x\"\n";
+    write(
+        &corpus.join("decode"),
+        "exec_loc_past_end",
+        &decode_input(&exec, &past_end),
+    );
+    write(
+        &corpus.join("decode"),
+        "exec_truncated",
+        &decode_input(&exec, &good[..10]),
+    );
+    let kinds = linux_obs_core_fuzz::KINDS_FORMAT;
     let kinds_fmt = Format::parse(kinds).unwrap();
     write(&corpus.join("format_parse"), "all_kinds", kinds.as_bytes());
     let rec_kinds = build_record(&kinds_fmt, b"payload\xff\xfe").unwrap();
-    write(&corpus.join("decode"), "all_kinds", &decode_input(kinds, &rec_kinds));
+    write(
+        &corpus.join("decode"),
+        "all_kinds",
+        &decode_input(kinds, &rec_kinds),
+    );
     n_decode += 3;
 
     // ring
@@ -131,37 +135,90 @@ fn main() {
     let mut three = rec(9, 16, &[1]);
     three.extend(rec(9, 24, &[2, 20]));
     three.extend(rec(2, 32, &[3, 30, 300]));
-    r("three_records", ring_input(9, &kernel, &pos_small(0, 72), &[(0, 0, 0)], &three));
+    r(
+        "three_records",
+        ring_input(9, &kernel, &pos_small(0, 72), &[(0, 0, 0)], &three),
+    );
     // A 56-byte record 24 bytes before the end of a 256-byte ring: reassembled.
     let wrap = rec(9, 56, &[7, 700, 701, 702, 703, 704]);
-    r("straddles_end", ring_input(8, &kernel, &pos_small(10 * 256 + 232, 56), &[(0, 0, 0)], &wrap));
+    r(
+        "straddles_end",
+        ring_input(
+            8,
+            &kernel,
+            &pos_small(10 * 256 + 232, 56),
+            &[(0, 0, 0)],
+            &wrap,
+        ),
+    );
     // Header torn across the end: 4 bytes before, 4 after.
     let torn = rec(9, 16, &[5]);
-    r("torn_header", ring_input(7, &kernel, &pos_small(3 * 128 + 124, 16), &[(0, 0, 0)], &torn));
+    r(
+        "torn_header",
+        ring_input(
+            7,
+            &kernel,
+            &pos_small(3 * 128 + 124, 16),
+            &[(0, 0, 0)],
+            &torn,
+        ),
+    );
     // A torn header whose size is not published yet.
-    r("torn_header_unpublished", ring_input(7, &kernel, &pos_small(3 * 128 + 124, 4), &[(0, 0, 0)], &torn));
-    for (name, size) in [("size_0", 0u16), ("size_4", 4), ("size_12", 12), ("size_larger_than_ring", 4096)] {
+    r(
+        "torn_header_unpublished",
+        ring_input(
+            7,
+            &kernel,
+            &pos_small(3 * 128 + 124, 4),
+            &[(0, 0, 0)],
+            &torn,
+        ),
+    );
+    for (name, size) in [
+        ("size_0", 0u16),
+        ("size_4", 4),
+        ("size_12", 12),
+        ("size_larger_than_ring", 4096),
+    ] {
         let mut v = rec(9, 16, &[1]);
         v.extend(rec(9, size, &[0]));
         v.extend(rec(9, 16, &[2]));
-        r(name, ring_input(9, &kernel, &pos_small(0, 48), &[(0, 0, 0), (0, 0, 0)], &v));
+        r(
+            name,
+            ring_input(9, &kernel, &pos_small(0, 48), &[(0, 0, 0), (0, 0, 0)], &v),
+        );
     }
     let mut behind = vec![2u8];
     behind.extend_from_slice(&1000u64.to_le_bytes());
     behind.extend_from_slice(&900u64.to_le_bytes());
-    r("head_behind_tail", ring_input(9, &kernel, &behind, &[(0, 0, 0), (0, 0, 0)], &three));
+    r(
+        "head_behind_tail",
+        ring_input(9, &kernel, &behind, &[(0, 0, 0), (0, 0, 0)], &three),
+    );
     let mut ahead = vec![2u8];
     ahead.extend_from_slice(&900u64.to_le_bytes());
     ahead.extend_from_slice(&(900u64 + 513).to_le_bytes());
-    r("head_a_ring_ahead", ring_input(9, &kernel, &ahead, &[(0, 0, 0)], &three));
-    r("legacy_geometry", ring_input(9, &[1], &pos_small(0, 72), &[(0, 0, 0)], &three));
-    r("page_2048", ring_input(6, &[2], &pos_small(40, 72), &[(0, 0, 0)], &three));
+    r(
+        "head_a_ring_ahead",
+        ring_input(9, &kernel, &ahead, &[(0, 0, 0)], &three),
+    );
+    r(
+        "legacy_geometry",
+        ring_input(9, &[1], &pos_small(0, 72), &[(0, 0, 0)], &three),
+    );
+    r(
+        "page_2048",
+        ring_input(6, &[2], &pos_small(40, 72), &[(0, 0, 0)], &three),
+    );
     let mut arbitrary = vec![3u8];
     arbitrary.extend_from_slice(&4096u16.to_le_bytes()); // page
     arbitrary.extend_from_slice(&(4096u16 - 1056 + 256).to_le_bytes()); // len = 4096 + 256
     arbitrary.extend_from_slice(&4096u16.to_le_bytes()); // data_offset
     arbitrary.extend_from_slice(&[0, 8]); // data_size = 1 << 8
-    r("arbitrary_geometry", ring_input(0, &arbitrary, &pos_small(0, 72), &[(0, 0, 0)], &three));
+    r(
+        "arbitrary_geometry",
+        ring_input(0, &arbitrary, &pos_small(0, 72), &[(0, 0, 0)], &three),
+    );
     // Budgets: one record at a time, then the kernel publishes more.
     r(
         "budgets_and_advances",
@@ -173,7 +230,16 @@ fn main() {
             &three,
         ),
     );
-    r("ring_of_8_bytes", ring_input(3, &kernel, &pos_small(5, 8), &[(0, 0, 0), (0, 0, 8)], &rec(9, 8, &[])));
+    r(
+        "ring_of_8_bytes",
+        ring_input(
+            3,
+            &kernel,
+            &pos_small(5, 8),
+            &[(0, 0, 0), (0, 0, 8)],
+            &rec(9, 8, &[]),
+        ),
+    );
 
     // batch
     let b = |n: &str, v: Vec<u8>| write(&corpus.join("batch"), n, &v);
@@ -190,8 +256,10 @@ fn main() {
     with_formats.extend_from_slice(&999u64.to_le_bytes());
     with_formats.extend_from_slice(&1u32.to_le_bytes());
     with_formats.push(3);
-    // op 1: a sample of source 2 (no format)
-    with_formats.extend([1, 2]);
+    // op 2: a kinds record; op 1: a sample of source 3 (no format)
+    with_formats.extend([2, 2, 6]);
+    with_formats.extend_from_slice(b"kinds\xff");
+    with_formats.extend([1, 3]);
     for v in [7u32, 8] {
         with_formats.extend_from_slice(&v.to_le_bytes());
     }
