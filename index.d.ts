@@ -161,12 +161,17 @@ export interface TracepointEvent<out N extends string = string> {
 
 /** What {@link TracepointEvent.toJSON} returns. */
 export interface TracepointEventJSON {
+  /** `system:event`. */
   name: string
+  /** Process id. */
   pid: number
+  /** Thread id. */
   tid: number
+  /** CPU. */
   cpu: number
   /** Nanoseconds, decimal. */
   time: string
+  /** The decoded fields: bigints as decimal strings, byte arrays as hex strings. */
   fields: Record<string, number | boolean | string | Array<number | string>>
 }
 
@@ -175,6 +180,7 @@ export interface TracepointEventJSON {
  * (yielded by `events({ lost: true })`).
  */
 export interface LostEvent {
+  /** Always `'lost'`. */
   readonly type: 'lost'
   /** CPU whose ring overflowed. */
   readonly cpu: number
@@ -407,13 +413,21 @@ export declare function parseFormat(text: string): TracepointFormat
 
 /** Namespace kinds, named as in `/proc/PID/ns/`. */
 export declare const NamespaceKind: {
+  /** Network namespace (`/proc/PID/ns/net`). */
   readonly Network: 'net'
+  /** System V IPC and POSIX message queues (`ipc`). */
   readonly IPC: 'ipc'
+  /** Hostname and domain name (`uts`). */
   readonly UTS: 'uts'
+  /** Mount points (`mnt`). */
   readonly Mount: 'mnt'
+  /** Process ids (`pid`): containers usually have their own. */
   readonly PID: 'pid'
+  /** User and group ids, capabilities (`user`). */
   readonly User: 'user'
+  /** Cgroup root (`cgroup`). */
   readonly Cgroup: 'cgroup'
+  /** Boot and monotonic clock offsets (`time`, Linux 5.6+). */
   readonly Time: 'time'
 }
 /** One of the {@link NamespaceKind} values. */
