@@ -205,7 +205,9 @@ kernelTest('Symbol.asyncDispose closes the observer', async (t) => {
   const observer = new Observer()
   observer.addTracepoint('sched:sched_process_exit')
   await observer.open()
-  await observer[Symbol.asyncDispose]()
+  const disposing = observer[Symbol.asyncDispose]()
+  t.is(observer.stats().events, 0) // stats() works while close() is pending
+  await disposing
   t.is(observer.state, 'closed')
   await observer.close() // idempotent
   t.true(observer.stats().generated !== null)

@@ -25,6 +25,10 @@
  * same from CLOCK_PROCESS_CPUTIME_ID (exact; the user/sys split from
  * getrusage is tick-sampled, only their sum is scaled to the exact runtime). Exec modes add
  * "children_user_ns"/"children_sys_ns" (RUSAGE_CHILDREN) and "target_rate".
+ * Rate mode adds "busy_ns" (wall time of the pacing-loop iterations that
+ * issued calls: the calls themselves, without the busy-wait) and
+ * "busy_ns_per_call": its cpu_ns_per_call is ~1e9/R whatever the tracing
+ * costs, since it never sleeps.
  */
 #define _GNU_SOURCE
 #include "common.h"
@@ -134,7 +138,7 @@ int main(int argc, char **argv)
     const uint64_t c0 = cputime_ns();
     const uint64_t start = mono_ns();
     const uint64_t end = start + (uint64_t)duration_ms * 1000000u;
-    uint64_t calls = 0, now = start;
+    uint64_t calls = 0, now = start, busy_ns = 0;
 
     switch (mode) {
     case M_FLAT:
@@ -146,9 +150,16 @@ int main(int argc, char **argv)
                 break;
         }
         break;
-    case M_RATE:
-        /* Busy-wait pacing: catch up with what is due, in bursts <= 1024. */
+    case M_RATE: {
+        /* Busy-wait pacing: catch up with what is due, in bursts <= 1024.
+         * busy_ns: wall time of the loop iterations that issued calls (from
+         * the clock read before a burst to the next one), i.e. the time the
+         * calls took, without the pacing spin. No extra clock reads. */
+        uint64_t prev = start;
+        int prev_busy = 0;
         while ((now = mono_ns()) < end) {
+            if (prev_busy)
+                busy_ns += now - prev;
             uint64_t due = due_calls(now - start, (uint64_t)rate);
             uint64_t burst = due > calls ? due - calls : 0;
             if (burst > 1024)
@@ -156,8 +167,13 @@ int main(int argc, char **argv)
             for (uint64_t i = 0; i < burst; i++)
                 do_getppid();
             calls += burst;
+            prev = now;
+            prev_busy = burst > 0;
         }
+        if (prev_busy)
+            busy_ns += now - prev;
         break;
+    }
     case M_EXEC:
         while ((now = mono_ns()) < end) {
             if (due_calls(now - start, (uint64_t)rate) > calls) {
@@ -191,6 +207,10 @@ int main(int argc, char **argv)
     printf(",\"cpu_ns\":%llu", (unsigned long long)cpu_ns);
     if (mode == M_RATE || mode == M_EXEC)
         printf(",\"target_rate\":%lld", rate);
+    if (mode == M_RATE)
+        printf(",\"busy_ns\":%llu,\"busy_ns_per_call\":%.1f",
+               (unsigned long long)busy_ns,
+               calls ? (double)busy_ns / (double)calls : 0.0);
     if (mode == M_EXEC || mode == M_MAXEXEC)
         printf(",\"children_user_ns\":%llu,\"children_sys_ns\":%llu",
                (unsigned long long)(cu1 - cu0), (unsigned long long)(cs1 - cs0));

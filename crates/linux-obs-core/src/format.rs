@@ -233,6 +233,9 @@ fn parse_field(line: &str) -> std::result::Result<Field, String> {
             .strip_suffix("[]")
             .map(|t| t.trim().to_string())
             .unwrap_or(type_name);
+        if type_name.is_empty() {
+            return Err(format!("no element type in declaration {decl:?}"));
+        }
     }
     let is_char = is_char_type(&type_name);
     let is_pointer = type_name.ends_with('*');

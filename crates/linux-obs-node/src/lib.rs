@@ -16,6 +16,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{CleanupEnvHook, Env, Status};
 use napi_derive::napi;
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Error status carrying a stable `ERR_*` code (becomes `error.code` in JS).
@@ -189,7 +190,9 @@ fn close_in_background(observer: &Mutex<Observer>) {
 #[napi(custom_finalize)]
 pub struct NativeObserver {
     inner: Arc<Mutex<Observer>>,
-    cleanup: Option<CleanupEnvHook<Weak<Mutex<Observer>>>>,
+    // A RefCell, not `&mut self`: napi-rs would otherwise hold a mutable borrow of the whole
+    // object while close()'s promise is pending, and stats() in the meantime would fail.
+    cleanup: RefCell<Option<CleanupEnvHook<Weak<Mutex<Observer>>>>>,
 }
 
 #[napi]
@@ -215,7 +218,7 @@ impl NativeObserver {
             .map_err(|e| internal(format!("registering the environment cleanup hook: {e}")))?;
         Ok(NativeObserver {
             inner,
-            cleanup: Some(cleanup),
+            cleanup: RefCell::new(Some(cleanup)),
         })
     }
 
@@ -255,9 +258,9 @@ impl NativeObserver {
 
     /// Stops delivery now; resolves once every perf fd, ring and thread is freed.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
-    pub fn close(&mut self, env: Env) -> Result<AsyncTask<CloseTask>> {
+    pub fn close(&self, env: Env) -> Result<AsyncTask<CloseTask>> {
         let closing = lock(&self.inner).begin_close();
-        if let Some(hook) = self.cleanup.take() {
+        if let Some(hook) = self.cleanup.borrow_mut().take() {
             let _ = env.remove_env_cleanup_hook(hook);
         }
         Ok(AsyncTask::new(CloseTask { closing }))
@@ -339,9 +342,9 @@ impl NativeObserver {
 }
 
 impl ObjectFinalize for NativeObserver {
-    fn finalize(mut self, env: Env) -> napi::Result<()> {
+    fn finalize(self, env: Env) -> napi::Result<()> {
         // Garbage-collected without close(): free everything, off this thread.
-        if let Some(hook) = self.cleanup.take() {
+        if let Some(hook) = self.cleanup.borrow_mut().take() {
             let _ = env.remove_env_cleanup_hook(hook);
         }
         close_in_background(&self.inner);

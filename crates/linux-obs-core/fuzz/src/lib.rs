@@ -15,23 +15,17 @@ use std::sync::Arc;
 /// Bugs found by these targets and not fixed yet; with the `skip-known-bugs` feature the
 /// targets step around inputs that would hit them (each has a test in
 /// `crates/linux-obs-core/tests/fuzz_regressions.rs`). Remove an entry once it is fixed.
-pub const KNOWN_BUGS: &[&str] = &[
-    "format.rs parse_field: non-ASCII character before the field name panics (char boundary)",
-    "ring.rs Ring::new accepts a data area smaller than a record header (copy_out over-reads)",
-    "ring.rs drain: head/tail arithmetic overflows when positions wrap past u64::MAX",
-    "batch.rs push_record: the batch's lost total overflows",
-    "format.rs parse_field: `__data_loc [] name` parses, with an empty type name",
-];
+///
+/// Found and fixed (96bde0b): a non-ASCII character before a field name panicked in
+/// `parse_field`; `Ring::new` accepted data areas smaller than a header (over-read in
+/// `copy_out`); ring positions wrapping past u64::MAX overflowed in `drain`; the batch's lost
+/// total overflowed.
+pub const KNOWN_BUGS: &[&str] =
+    &["format.rs parse_field: `__data_loc [] name` parses, with an empty type name"];
 
 const SKIP_KNOWN_BUGS: bool = cfg!(feature = "skip-known-bugs");
 
-/// Whether a format text has a `field:` line with a non-ASCII character (known bug 1).
-fn non_ascii_field_line(text: &str) -> bool {
-    text.lines()
-        .any(|l| l.trim_start().starts_with("field:") && !l.is_ascii())
-}
-
-/// Whether a parsed format has a field with an empty type (known bug 5).
+/// Whether a parsed format has a field with an empty type (the known bug).
 fn empty_type(fmt: &Format) -> bool {
     fmt.fields.iter().any(|f| f.type_name.is_empty())
 }
@@ -367,9 +361,6 @@ pub fn records_for(fmt: &Format, extra: &[u8]) -> Vec<Vec<u8>> {
 /// check the result and decode a few records built for it.
 pub fn fuzz_format_parse(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if SKIP_KNOWN_BUGS && non_ascii_field_line(&text) {
-        return;
-    }
     let fmt = match Format::parse(&text) {
         Ok(fmt) => fmt,
         Err(e) => {
@@ -401,9 +392,6 @@ pub fn fuzz_decode(data: &[u8]) {
         None => (data, &[][..]),
     };
     let text = String::from_utf8_lossy(text);
-    if SKIP_KNOWN_BUGS && non_ascii_field_line(&text) {
-        return;
-    }
     let Ok(fmt) = Format::parse(&text) else {
         return;
     };
@@ -635,9 +623,6 @@ pub fn fuzz_ring(data: &[u8]) {
     );
     let (offset, ds) = (offset as usize, size as usize);
     assert_eq!(ring.data_size(), ds);
-    if SKIP_KNOWN_BUGS && ds < HEADER_SIZE {
-        return;
-    }
     // Reading a record header copies 8 bytes out of the data area: a smaller area would be
     // read past its end (copy_out assumes the wrapped part is shorter than the area).
     assert!(
@@ -670,9 +655,6 @@ pub fn fuzz_ring(data: &[u8]) {
         };
         let before = mem.copy(0..len);
         let head = mem.read_u64(DATA_HEAD);
-        if SKIP_KNOWN_BUGS && head.wrapping_sub(tail) <= ds as u64 && head < tail {
-            return;
-        }
         let want = model_drain(&before[offset..offset + ds], head, tail, budget);
 
         let mut got: Vec<Vec<u8>> = Vec::new();
@@ -953,11 +935,6 @@ pub fn fuzz_batch(data: &[u8]) {
             }
         };
         let (kind, entry) = model_record(&record, ring_cpu, &ids, &formats);
-        if let RecordKind::Lost(n) = kind {
-            if SKIP_KNOWN_BUGS && lost.checked_add(n).is_none() {
-                continue;
-            }
-        }
         assert_eq!(builder.push_record(&record, ring_cpu), kind, "{record:?}");
         match kind {
             RecordKind::Sample => samples += 1,
