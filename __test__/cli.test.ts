@@ -148,3 +148,18 @@ kernelTest('trace excludes its own process by default and honours --pid and --du
     t.is((JSON.parse(l) as { tid: number }).tid, process.pid)
   }
 })
+
+kernelTest('the CLI mounts tracefs when it is missing (private mount namespace), unless --no-mount', (t) => {
+  // --no-mount first (it must fail), then the default (it mounts, in this namespace only).
+  const shell = `umount -l /sys/kernel/tracing 2>/dev/null; umount -l /sys/kernel/debug 2>/dev/null; "$0" "$@" --no-mount; echo "exit=$?"; "$0" "$@"; echo "exit=$?"`
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', '/bin/sh', '-c', shell, process.execPath, cli, 'list', 'sched:sched_switch'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  })
+  t.is(r.status, 0, r.stderr)
+  const [notMounted, mounted] = r.stdout.split(/exit=\d+\n/)
+  t.is(notMounted.trim(), '')
+  t.is(mounted.trim(), 'sched:sched_switch')
+  t.regex(r.stdout, /^exit=1\n[\s\S]*exit=0\n$/)
+  t.regex(r.stderr, /ERR_NO_TRACEFS/)
+})
