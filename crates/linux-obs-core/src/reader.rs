@@ -64,6 +64,8 @@ pub struct ReaderShared {
     stop: AtomicBool,
     fault: AtomicBool,
     corrupt: AtomicBool,
+    idle: AtomicBool,
+    doorbell_wakeups: AtomicU64,
     paused: AtomicBool,
     wake: EventFd,
     outstanding: AtomicU64,
@@ -103,6 +105,16 @@ impl ReaderShared {
     pub fn inject_ring_corruption(&self) {
         self.corrupt.store(true, Ordering::Release);
         self.wake.signal();
+    }
+
+    /// Whether the reader is idle: drain timer stopped, waiting for a doorbell.
+    pub fn is_idle(&self) -> bool {
+        self.idle.load(Ordering::Acquire)
+    }
+
+    /// How many times a doorbell woke the idle reader.
+    pub fn doorbell_wakeups(&self) -> u64 {
+        self.doorbell_wakeups.load(Ordering::Relaxed)
     }
 
     /// Bytes delivered and not yet acknowledged.
@@ -184,6 +196,8 @@ impl Reader {
             stop: AtomicBool::new(false),
             fault: AtomicBool::new(false),
             corrupt: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
+            doorbell_wakeups: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             wake,
             outstanding: AtomicU64::new(0),
@@ -313,14 +327,13 @@ impl ReaderLoop {
                     message: "epoll_wait failed".into(),
                     source: Some(e),
                 })?;
-            let mut ticked = false;
+            let mut ticks = 0u64;
             let mut rang = false;
             for ev in ready {
                 if ev.u64 == WAKE_TOKEN {
                     self.shared.wake.drain();
                 } else if ev.u64 == TIMER_TOKEN {
-                    self.timer.drain();
-                    ticked = true;
+                    ticks += self.timer.drain();
                 } else if ev.u64 & DOORBELL_TOKEN != 0 {
                     rang = true;
                 } else if ev.events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
@@ -337,6 +350,7 @@ impl ReaderLoop {
             if rang {
                 self.empty_doorbells();
                 if self.idle {
+                    self.shared.doorbell_wakeups.fetch_add(1, Ordering::Relaxed);
                     self.wake_up()?;
                 }
             }
@@ -346,8 +360,8 @@ impl ReaderLoop {
             }
             if self.records_drained != before || rang {
                 quiet_ticks = 0;
-            } else if ticked {
-                quiet_ticks += 1;
+            } else {
+                quiet_ticks = quiet_ticks.saturating_add(ticks.min(u32::MAX as u64) as u32);
             }
             if !self.idle && quiet_ticks >= idle_after_ticks && self.doorbells.is_some() {
                 quiet_ticks = 0;
@@ -383,6 +397,7 @@ impl ReaderLoop {
             .set(None)
             .map_err(|e| reader_error("stopping the timer", e))?;
         self.idle = true;
+        self.shared.idle.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -402,6 +417,7 @@ impl ReaderLoop {
             .set(Some(self.period))
             .map_err(|e| reader_error("starting the timer", e))?;
         self.idle = false;
+        self.shared.idle.store(false, Ordering::Release);
         self.empty_doorbells();
         Ok(())
     }

@@ -385,10 +385,13 @@ impl TimerFd {
             .map(drop)
     }
 
-    /// Consumes the expirations so far.
-    pub fn drain(&self) {
+    /// Consumes the expirations so far and returns how many there were.
+    pub fn drain(&self) -> u64 {
         let mut buf = [0u8; 8];
-        let _ = read_fd(self.0.as_raw_fd(), &mut buf);
+        match read_fd(self.0.as_raw_fd(), &mut buf) {
+            Ok(8) => u64::from_ne_bytes(buf),
+            _ => 0,
+        }
     }
 
     /// The descriptor, for epoll.

@@ -179,3 +179,49 @@ fn accounting_is_exact_under_loss_read_plus_lost_equals_generated() {
         "{stats:?}"
     );
 }
+
+#[test]
+fn idle_reader_waits_for_a_doorbell_and_wakes_on_the_next_event() {
+    require_kernel!();
+    let mut observer = Observer::new(ObserverOptions::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("linux-obs-doorbell-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("true-doorbell");
+    std::fs::copy("/bin/true", &path).unwrap();
+    let filter = format!("filename == \"{}\"", path.display());
+    observer
+        .add_tracepoint("sched:sched_process_exec", Some(&filter))
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    observer.open(Box::new(Channel(tx))).unwrap();
+    let shared = observer.reader_shared().unwrap();
+    let wait_for = |want_idle: bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shared.is_idle() != want_idle && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        shared.is_idle() == want_idle
+    };
+    // Nothing matches the filter: after the quiet period the timer stops.
+    assert!(wait_for(true), "the reader never went idle");
+    for round in 0..3 {
+        let rang = shared.doorbell_wakeups();
+        assert!(std::process::Command::new(&path)
+            .status()
+            .unwrap()
+            .success());
+        let batch = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the doorbell woke the reader");
+        assert_eq!(batch.samples, 1, "round {round}");
+        assert_eq!(
+            shared.doorbell_wakeups(),
+            rang + 1,
+            "round {round}: woken by the doorbell"
+        );
+        assert!(wait_for(true), "idle again after the burst (round {round})");
+    }
+    let stats = observer.close_now();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!((stats.samples, stats.lost), (3, 0));
+}
