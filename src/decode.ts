@@ -31,30 +31,48 @@ function malformed(f: FieldLayout, why: string): ObsError {
   return new ObsError('ERR_MALFORMED_RECORD', `malformed record: field '${f.name}' ${why}`)
 }
 
-/** Byte range [start, end) of a field's data within a raw record of `len` bytes. */
-export function fieldRange(view: DataView, base: number, len: number, f: FieldLayout): [number, number] {
-  if (f.kind === 'data_loc' || f.kind === 'rel_loc') {
-    if (f.offset + 4 > len) throw malformed(f, `at offset ${f.offset} is past the end of a ${len}-byte record`)
-    const loc = view.getUint32(base + f.offset, LE)
-    let start = loc & 0xffff
-    const size = loc >>> 16
-    if (f.kind === 'rel_loc') start += f.offset + 4
-    if (start + size > len) {
-      throw malformed(f, `points to bytes ${start}..${start + size}, outside the ${len}-byte record`)
+/**
+ * Where a field's data starts within a raw record of `len` bytes (checked), and `fieldEnd` where
+ * it ends. Two functions returning numbers rather than one returning a pair: reading a field
+ * allocates nothing beyond the value itself.
+ */
+export function fieldStart(view: DataView, base: number, len: number, f: FieldLayout): number {
+  switch (f.kind) {
+    case 'data_loc':
+    case 'rel_loc': {
+      if (f.offset + 4 > len) throw malformed(f, `at offset ${f.offset} is past the end of a ${len}-byte record`)
+      const loc = view.getUint32(base + f.offset, LE)
+      const start = (loc & 0xffff) + (f.kind === 'rel_loc' ? f.offset + 4 : 0)
+      const size = loc >>> 16
+      if (start + size > len) {
+        throw malformed(f, `points to bytes ${start}..${start + size}, outside the ${len}-byte record`)
+      }
+      return start
     }
-    return [start, start + size]
+    case 'flexible':
+      if (f.offset > len) throw malformed(f, `at offset ${f.offset} is past the end of a ${len}-byte record`)
+      return f.offset
+    default:
+      if (f.offset + f.size > len) {
+        throw malformed(f, `(offset ${f.offset}, size ${f.size}) is past the end of a ${len}-byte record`)
+      }
+      return f.offset
   }
-  if (f.kind === 'flexible') {
-    // Runs to the end of the record, which carries 0-7 bytes of alignment padding from the
-    // kernel: bounded by the record and cut to whole elements.
-    if (f.offset > len) throw malformed(f, `at offset ${f.offset} is past the end of a ${len}-byte record`)
-    const n = Math.floor((len - f.offset) / f.elementSize)
-    return [f.offset, f.offset + n * f.elementSize]
+}
+
+/** End of a field's data; call after `fieldStart` has checked the bounds. */
+export function fieldEnd(view: DataView, base: number, len: number, f: FieldLayout, start: number): number {
+  switch (f.kind) {
+    case 'data_loc':
+    case 'rel_loc':
+      return start + (view.getUint32(base + f.offset, LE) >>> 16)
+    case 'flexible':
+      // Runs to the end of the record, which carries 0-7 bytes of alignment padding from the
+      // kernel: bounded by the record and cut to whole elements.
+      return f.offset + Math.floor((len - f.offset) / f.elementSize) * f.elementSize
+    default:
+      return f.offset + f.size
   }
-  if (f.offset + f.size > len) {
-    throw malformed(f, `(offset ${f.offset}, size ${f.size}) is past the end of a ${len}-byte record`)
-  }
-  return [f.offset, f.offset + f.size]
 }
 
 function readInt(view: DataView, at: number, size: number, signed: boolean): number | bigint {
@@ -107,7 +125,7 @@ function readArray(view: DataView, start: number, end: number, f: FieldLayout): 
 
 /** Decodes one field of the raw record at `base` (length `len`) in `view`/`bytes`. */
 export function readField(view: DataView, bytes: Uint8Array, base: number, len: number, f: FieldLayout): FieldValue {
-  const [start, end] = fieldRange(view, base, len, f)
+  const start = fieldStart(view, base, len, f)
   switch (f.kind) {
     case 'int':
       return readInt(view, base + start, f.size, f.signed)
@@ -115,11 +133,11 @@ export function readField(view: DataView, bytes: Uint8Array, base: number, len: 
       return readPointer(view, base + start, f.size)
     case 'bool':
       return readInt(view, base + start, f.size, false) != 0
-    case 'char_array':
-      return decodeText(cString(bytes, base + start, base + end))
-    default:
+    default: {
+      const end = fieldEnd(view, base, len, f, start)
       if (f.isString) return decodeText(cString(bytes, base + start, base + end))
       return readArray(view, base + start, base + end, f)
+    }
   }
 }
 
@@ -131,7 +149,8 @@ export function readPointer(view: DataView, at: number, size: number): bigint {
 
 /** Exact bytes of a field (a copy; strings without the NUL and what follows). */
 export function readBytes(view: DataView, bytes: Uint8Array, base: number, len: number, f: FieldLayout): Uint8Array {
-  const [start, end] = fieldRange(view, base, len, f)
+  const start = fieldStart(view, base, len, f)
+  const end = fieldEnd(view, base, len, f, start)
   const b = f.isString ? cString(bytes, base + start, base + end) : bytes.subarray(base + start, base + end)
   return new Uint8Array(b)
 }

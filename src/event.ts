@@ -1,6 +1,6 @@
 // Events are views on the batch buffer they arrived in: nothing is decoded until asked.
 import type { EventBatch, EventSource, FieldValue, LostEvent, TracepointEvent, TracepointEventJSON } from '../index'
-import { type CompiledFormat, decodeFields, fieldRange, readBytes, readField } from './decode'
+import { type CompiledFormat, decodeFields, readBytes, readField } from './decode'
 import { ObsError } from './errors'
 
 /** Entry layout of a batch (see crates/linux-obs-core/src/batch.rs). */
@@ -160,13 +160,6 @@ export class Event implements TracepointEvent {
       this.#fields = decodeFields(this.#format(), this.#batch.view, this.#batch.bytes, this.#at + ENTRY_HEADER, this.#len())
     }
     return this.#fields
-  }
-
-  /** Checks every field is inside the record (used to count malformed records). */
-  validate(): void {
-    const format = this.#format()
-    const len = this.#len()
-    for (const f of format.fields) fieldRange(this.#batch.view, this.#at + ENTRY_HEADER, len, f)
   }
 
   toJSON(): TracepointEventJSON {
