@@ -3,7 +3,7 @@
 //! Linux tracepoints read through `perf_event_open(2)`, with no Node.js dependency: the engine
 //! under the `linux-obs` npm package.
 //!
-//! - [`tracefs`]: finds tracefs and reads a tracepoint's `format` file ([`format`]).
+//! - [`tracefs`]: finds tracefs and reads a tracepoint's `format` file ([`mod@format`]).
 //! - [`perf`]: opens one perf event per tracepoint per online CPU ([`cpu`]), all events of a
 //!   CPU sharing one mmap'd ring.
 //! - [`ring`]: reads a perf ring buffer (wrap-around, lost records, corruption).

@@ -169,7 +169,7 @@ fn open_one(
 
 /// Opens every tracepoint on every online CPU, disabled, rings mapped, filters set.
 ///
-/// Returns the events and one ring per CPU. Nothing is enabled yet: call [`enable`].
+/// Returns the events and one ring per CPU. Nothing is enabled yet: call [`OpenEvents::enable`].
 pub fn open_events(
     tracefs: &Tracefs,
     requests: &[TracepointRequest],
