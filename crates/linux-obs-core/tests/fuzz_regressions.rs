@@ -3,10 +3,8 @@
 //! and a few hand-picked nasty inputs that were interesting while fuzzing.
 //!
 //! Each `*_crash_*` test reproduces a bug found by fuzzing (a panic, or an over-read that an
-//! AddressSanitizer build reports). Those bugs were fixed in 96bde0b, except the one behind
-//! `format_parse_crash_dynamic_array_without_a_type`, which fails until `parse_field` checks
-//! for an empty type after stripping `[]`. The other tests are nasty inputs that must keep
-//! passing.
+//! AddressSanitizer build reports, or a wrong result), fixed in 96bde0b and d061a84. The
+//! other tests are nasty inputs that were interesting while fuzzing.
 
 use linux_obs_core::batch::{self, BatchBuilder, RecordKind, LOST_SOURCE};
 use linux_obs_core::ring::{Ring, RingError, RingMemory};
@@ -83,8 +81,7 @@ fn format_parse_crash_valid_utf8_declarations() {
 /// format_parse and decode finding (artifacts/format_parse/minimized-from-e2d8b1e1...,
 /// artifacts/decode/minimized-from-70244bd4...): `__data_loc []h` parses, giving a field with
 /// an empty `type_name`: `parse_field` rejects an empty type ("no type in declaration")
-/// before it strips the dynamic array's `[]`, not after. Must be an error. (Not fixed yet:
-/// the fuzz targets step around it with `--features skip-known-bugs`.)
+/// before it strips the dynamic array's `[]`, not after. Must be an error.
 #[test]
 fn format_parse_crash_dynamic_array_without_a_type() {
     let inputs: [&[u8]; 4] = [

@@ -5,8 +5,11 @@
 //!   ([`linux_obs_core_fuzz::build_record`]), plus a few broken records;
 //! - `ring`, `batch`: hand-made inputs in the layouts documented in `src/lib.rs`.
 //!
-//! `cargo run --manifest-path crates/linux-obs-core/fuzz/Cargo.toml --example gen_corpus`
-//! (idempotent: files are named after their content's origin and rewritten).
+//! `cargo run --manifest-path crates/linux-obs-core/fuzz/Cargo.toml --example gen_corpus [DIR]`
+//! writes them under DIR (default: `fuzz/corpus`), named after their origin. The committed
+//! corpus is these seeds plus what the fuzzers found, minimised with `cargo fuzz cmin`
+//! (which renames files to their SHA-1 and drops most of the 828 kernel formats, redundant
+//! for coverage); the hand-made `ring`, `batch` and `decode` seeds are kept by name.
 
 use linux_obs_core::Format;
 use linux_obs_core_fuzz::{build_record, decode_input, lost_record, sample_record, IDS};
@@ -74,7 +77,10 @@ fn pos_small(tail: u16, used: u16) -> Vec<u8> {
 fn main() {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fixtures = fuzz.join("../../../fixtures");
-    let corpus = fuzz.join("corpus");
+    let corpus = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fuzz.join("corpus"));
     for t in ["format_parse", "decode", "ring", "batch"] {
         fs::create_dir_all(corpus.join(t)).unwrap();
     }
