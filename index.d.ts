@@ -205,7 +205,7 @@ export interface ObserverOptions {
   wakeupBytes?: number
   /**
    * Longest time a lone event waits in a ring before it is delivered, in ms (0.1-60000, fractions
-   * allowed). The rings are drained twice per period by a timer; a full watermark wakes the
+   * allowed). The rings are drained three times per period by a timer; a full watermark wakes the
    * reader sooner. Default 1.
    */
   maxDelayMs?: number

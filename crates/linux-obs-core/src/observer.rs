@@ -46,7 +46,7 @@ pub struct Config {
     pub ring_pages: usize,
     /// Wake-up watermark in bytes (less than one ring).
     pub wakeup_bytes: u32,
-    /// Longest wait before a lone record is delivered (the rings are drained twice as often).
+    /// Longest wait before a lone record is delivered (the rings are drained three times as often).
     pub max_delay: Duration,
     /// Backpressure threshold.
     pub high_water_bytes: u64,

@@ -176,8 +176,9 @@ impl Reader {
         epoll
             .add(wake.raw(), WAKE_TOKEN)
             .map_err(|e| io("epoll_ctl", e))?;
-        // Drain every half max_delay, so a lone event waits at most max_delay in total.
-        let period = (config.max_delay / 2).max(Duration::from_micros(20));
+        // Drain three times per max_delay: a lone event waits at most a third of it in the ring,
+        // leaving the rest for the trip to the JavaScript thread.
+        let period = (config.max_delay / 3).max(Duration::from_micros(20));
         let timer = TimerFd::periodic(period).map_err(|e| io("timerfd", e))?;
         epoll
             .add(timer.raw(), TIMER_TOKEN)
