@@ -65,7 +65,9 @@ pub struct EventCounts {
     pub lost: Option<u64>,
 }
 
-fn attr(id: u64, config: &OpenConfig, features: Features) -> pb::perf_event_attr {
+/// A disabled tracepoint event that samples every occurrence: what sampling events and
+/// doorbells have in common.
+fn tracepoint_attr(id: u64) -> pb::perf_event_attr {
     let mut a = pb::perf_event_attr {
         type_: pb::PERF_TYPE_TRACEPOINT,
         size: std::mem::size_of::<pb::perf_event_attr>() as u32,
@@ -73,6 +75,12 @@ fn attr(id: u64, config: &OpenConfig, features: Features) -> pb::perf_event_attr
         ..Default::default()
     };
     a.__bindgen_anon_1.sample_period = 1;
+    a.set_disabled(1);
+    a
+}
+
+fn attr(id: u64, config: &OpenConfig, features: Features) -> pb::perf_event_attr {
+    let mut a = tracepoint_attr(id);
     a.sample_type = (pb::PERF_SAMPLE_IDENTIFIER
         | pb::PERF_SAMPLE_TID
         | pb::PERF_SAMPLE_TIME
@@ -82,7 +90,6 @@ fn attr(id: u64, config: &OpenConfig, features: Features) -> pb::perf_event_attr
     if features.format_lost {
         a.read_format |= pb::PERF_FORMAT_LOST as u64;
     }
-    a.set_disabled(1);
     a.set_sample_id_all(1);
     a.set_watermark(1);
     a.__bindgen_anon_2.wakeup_watermark = config.wakeup_bytes;
@@ -288,15 +295,8 @@ pub struct DoorbellRing {
 }
 
 fn doorbell_attr(id: u64) -> pb::perf_event_attr {
-    let mut a = pb::perf_event_attr {
-        type_: pb::PERF_TYPE_TRACEPOINT,
-        size: std::mem::size_of::<pb::perf_event_attr>() as u32,
-        config: id,
-        ..Default::default()
-    };
-    a.__bindgen_anon_1.sample_period = 1;
+    let mut a = tracepoint_attr(id);
     a.sample_type = 0; // header only: 8 bytes per event
-    a.set_disabled(1);
     a.__bindgen_anon_2.wakeup_events = 1;
     a
 }

@@ -356,16 +356,7 @@ impl TimerFd {
         })?;
         // SAFETY: fresh descriptor owned by nobody else.
         let timer = TimerFd(unsafe { OwnedFd::from_raw_fd(fd) });
-        let ts = libc::timespec {
-            tv_sec: period.as_secs() as libc::time_t,
-            tv_nsec: period.subsec_nanos() as libc::c_long,
-        };
-        let spec = libc::itimerspec {
-            it_interval: ts,
-            it_value: ts,
-        };
-        // SAFETY: `spec` is valid for the call; a null old-value pointer is allowed.
-        cvt(unsafe { libc::timerfd_settime(timer.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })?;
+        timer.set(Some(period))?;
         Ok(timer)
     }
 
