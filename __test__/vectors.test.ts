@@ -4,6 +4,7 @@ import test from 'ava'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ObsError, parseFormat, type FieldValue } from 'linux-obs'
+import { readSafeInt } from '../src/decode'
 import { repoRoot } from './helpers/util'
 
 interface Expected {
@@ -55,3 +56,23 @@ for (const v of vectors) {
     }
   })
 }
+
+test('getInt path: 8-byte integers read as numbers without a bigint, unsafe ones refused', (t) => {
+  const view = new DataView(new ArrayBuffer(8))
+  const cases: Array<[bigint, boolean, number | undefined]> = [
+    [-1n, true, -1],
+    [-(2n ** 53n) + 1n, true, -(2 ** 53) + 1],
+    [-(2n ** 53n), true, undefined],
+    [4294967196n, false, 4294967196],
+    [2n ** 53n - 1n, false, 2 ** 53 - 1],
+    [2n ** 53n, false, undefined],
+    [2n ** 64n - 1n, false, undefined],
+  ]
+  for (const [value, signed, want] of cases) {
+    if (signed) view.setBigInt64(0, value, true)
+    else view.setBigUint64(0, value, true)
+    t.is(readSafeInt(view, 0, 8, signed), want, `${value}`)
+  }
+  view.setInt16(0, -5, true)
+  t.is(readSafeInt(view, 0, 2, true), -5)
+})

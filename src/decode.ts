@@ -141,6 +141,19 @@ export function readField(view: DataView, bytes: Uint8Array, base: number, len: 
   }
 }
 
+/**
+ * An integer field as a number without allocating a bigint for 8-byte values; `undefined` when
+ * the value is not a safe integer.
+ */
+export function readSafeInt(view: DataView, at: number, size: number, signed: boolean): number | undefined {
+  if (size < 8) return readInt(view, at, size, signed) as number
+  const lo = view.getUint32(LE ? at : at + 4, LE)
+  const hiAt = LE ? at + 4 : at
+  const hi = signed ? view.getInt32(hiAt, LE) : view.getUint32(hiAt, LE)
+  const n = hi * 4294967296 + lo
+  return Number.isSafeInteger(n) ? n : undefined
+}
+
 /** Pointers are always bigint addresses, whatever their size. */
 export function readPointer(view: DataView, at: number, size: number): bigint {
   const v = readInt(view, at, size, false)

@@ -1,6 +1,6 @@
 // Events are views on the batch buffer they arrived in: nothing is decoded until asked.
-import type { EventBatch, EventSource, FieldValue, LostEvent, TracepointEvent, TracepointEventJSON } from '../index'
-import { type CompiledFormat, decodeFields, readBytes, readField } from './decode'
+import type { EventBatch, EventSource, FieldLayout, FieldValue, LostEvent, TracepointEvent, TracepointEventJSON } from '../index'
+import { type CompiledFormat, decodeFields, fieldStart, readBytes, readField, readSafeInt } from './decode'
 import { ObsError } from './errors'
 
 /** Entry layout of a batch (see crates/linux-obs-core/src/batch.rs). */
@@ -105,35 +105,35 @@ export class Event implements TracepointEvent {
     return f
   }
 
-  #read(field: string): FieldValue {
-    const f = this.#field(field)
+  #read(f: FieldLayout): FieldValue {
     return readField(this.#batch.view, this.#batch.bytes, this.#at + ENTRY_HEADER, this.#len(), f)
   }
 
-  getInt(field: string): number {
+  /** The layout of an integer-like field (int, bool, pointer), or ERR_FIELD_TYPE. */
+  #intField(field: string): FieldLayout {
     const f = this.#field(field)
     if (f.kind !== 'int' && f.kind !== 'bool' && f.kind !== 'pointer') {
       throw new ObsError('ERR_FIELD_TYPE', `${this.name} field '${field}' is a ${f.kind} (${f.type}), not an integer`)
     }
-    const v = this.#read(field)
-    if (typeof v === 'number') return v
-    if (typeof v === 'boolean') return v ? 1 : 0
-    const n = Number(v as bigint)
-    if (!Number.isSafeInteger(n)) {
+    return f
+  }
+
+  getInt(field: string): number {
+    const f = this.#intField(field)
+    const base = this.#at + ENTRY_HEADER
+    const at = base + fieldStart(this.#batch.view, base, this.#len(), f)
+    const n = readSafeInt(this.#batch.view, at, f.size, f.kind === 'int' && f.signed)
+    if (n === undefined) {
       throw new ObsError(
         'ERR_UNSAFE_INTEGER',
-        `${this.name} field '${field}' is ${v}, beyond Number.MAX_SAFE_INTEGER: use getBigInt('${field}')`,
+        `${this.name} field '${field}' is ${this.getBigInt(field)}, beyond Number.MAX_SAFE_INTEGER: use getBigInt('${field}')`,
       )
     }
-    return n
+    return f.kind === 'bool' ? Number(n !== 0) : n
   }
 
   getBigInt(field: string): bigint {
-    const f = this.#field(field)
-    if (f.kind !== 'int' && f.kind !== 'bool' && f.kind !== 'pointer') {
-      throw new ObsError('ERR_FIELD_TYPE', `${this.name} field '${field}' is a ${f.kind} (${f.type}), not an integer`)
-    }
-    const v = this.#read(field)
+    const v = this.#read(this.#intField(field))
     return typeof v === 'bigint' ? v : BigInt(v as number | boolean)
   }
 
@@ -142,7 +142,7 @@ export class Event implements TracepointEvent {
     if (!f.isString) {
       throw new ObsError('ERR_FIELD_TYPE', `${this.name} field '${field}' is a ${f.kind} (${f.type}), not a string`)
     }
-    return this.#read(field) as string
+    return this.#read(f) as string
   }
 
   getBytes(field: string): Uint8Array {
