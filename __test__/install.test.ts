@@ -397,9 +397,8 @@ test('a TypeScript file type-checks against the installed types (moduleResolutio
   t.regex(bad.stdout, /Property 'filenme' does not exist/)
 })
 
-const EXEC_ESM = `
-import { Observer } from 'linux-obs'
-import { spawn } from 'node:child_process'
+// One body, loaded both ways: the ESM and CommonJS programs differ only in how they import.
+const EXEC_BODY = `
 const target = process.argv[2]
 const observer = new Observer()
 observer.addTracepoint('sched:sched_process_exec')
@@ -412,25 +411,10 @@ for await (const ev of observer.events({ signal: AbortSignal.timeout(20000) })) 
 await observer.close()
 console.log(JSON.stringify({ seen, child: child.pid }))
 `
-
-const EXEC_CJS = `
-const { Observer } = require('linux-obs')
-const { spawn } = require('node:child_process')
-async function main() {
-  const target = process.argv[2]
-  const observer = new Observer()
-  observer.addTracepoint('sched:sched_process_exec')
-  await observer.open()
-  const child = spawn(target, [], { stdio: 'ignore' })
-  let seen = null
-  for await (const ev of observer.events({ signal: AbortSignal.timeout(20000) })) {
-    if (ev.getString('filename') === target) { seen = { name: ev.name, pid: ev.getInt('pid') }; break }
-  }
-  await observer.close()
-  console.log(JSON.stringify({ seen, child: child.pid }))
-}
-main().catch((e) => { console.error(e); process.exit(1) })
-`
+const EXEC_ESM = `import { Observer } from 'linux-obs'\nimport { spawn } from 'node:child_process'\n${EXEC_BODY}`
+const EXEC_CJS =
+  `const { Observer } = require('linux-obs')\nconst { spawn } = require('node:child_process')\n` +
+  `;(async () => {${EXEC_BODY}})().catch((e) => { console.error(e); process.exit(1) })\n`
 
 kernelTest('an observer from the installed package sees an exec, with import and with require', async (t) => {
   const s = ready()
