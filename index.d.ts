@@ -272,9 +272,9 @@ export interface ObserverStats {
   read: number
   /** Events the kernel generated for this observer (after filters), or null before open. */
   generated: number | null
-  /** Batches received from the reader thread. */
+  /** Batches the reader thread handed over. */
   batches: number
-  /** Bytes received from the reader thread. */
+  /** Bytes the reader thread handed over. */
   bytes: number
   /** Records that could not be parsed (skipped). */
   malformed: number

@@ -18,8 +18,6 @@ export declare class NativeObserver {
   injectReaderFault(): boolean
   /** Test seam: corrupts a ring's header (see `ReaderShared::inject_ring_corruption`). */
   injectRingCorruption(): boolean
-  /** The tracefs mount point in use, locating it if needed. */
-  tracefs(): string
 }
 
 /**

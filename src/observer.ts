@@ -84,8 +84,6 @@ export class Observer<Names extends string = string> {
   #keepAlive: ReturnType<typeof setInterval> | null = null
   #closing: Promise<void> | null = null
   #delivered = 0
-  #batches = 0
-  #bytes = 0
 
   constructor(options?: ObserverOptions) {
     const o = validateOptions(options)
@@ -167,8 +165,6 @@ export class Observer<Names extends string = string> {
       }
       const buf = msg.batch
       if (buf == null) return
-      this.#batches++
-      this.#bytes += buf.byteLength
       if (this.#state === 'closed') return // counted as dropped by stats()
       const data: BatchData = {
         bytes: buf,
@@ -370,8 +366,8 @@ export class Observer<Names extends string = string> {
       dropped: this.#state === 'closed' ? s.samples - this.#delivered : 0,
       read: s.samples,
       generated: s.generated ?? null,
-      batches: this.#batches,
-      bytes: this.#bytes,
+      batches: s.batches,
+      bytes: s.bytes,
       malformed: s.malformed,
       errors: s.errors,
       exactLoss: s.exactLoss,

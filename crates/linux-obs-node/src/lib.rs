@@ -327,18 +327,6 @@ impl NativeObserver {
             None => false,
         }
     }
-
-    /// The tracefs mount point in use, locating it if needed.
-    #[napi(catch_unwind)]
-    pub fn tracefs(&self) -> Result<String> {
-        let mut observer = lock(&self.inner);
-        Ok(observer
-            .tracefs()
-            .map_err(js_error)?
-            .root()
-            .display()
-            .to_string())
-    }
 }
 
 impl ObjectFinalize for NativeObserver {
