@@ -245,3 +245,20 @@ test('spawnSync helper sanity: setpriv, unshare and prlimit exist', (t) => {
     t.is(spawnSync('sh', ['-c', `command -v ${tool}`]).status, 0, `${tool} is missing (util-linux)`)
   }
 })
+
+test('iterator options are validated before anything else', (t) => {
+  const o = new Observer()
+  const bad: Array<() => unknown> = [
+    () => o.events(null as never),
+    () => o.events({ signal: {} as AbortSignal }),
+    () => o.events({ lost: 'yes' as never }),
+    () => o.batches(42 as never),
+    () => o.batches({ signal: 'x' as never }),
+  ]
+  for (const call of bad) {
+    const e = t.throws(call, { instanceOf: ObsError })
+    t.is(e?.code, 'ERR_INVALID_OPTION')
+  }
+  t.is(code(t.throws(() => o.batches())), 'ERR_NOT_OPEN')
+  t.is(code(t.throws(() => o.nameOf(7 as never))), 'ERR_INVALID_OPTION')
+})
